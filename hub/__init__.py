@@ -1,0 +1,47 @@
+"""Corridor: every channel a customer uses, on one timeline.
+
+``create_app()`` builds the Flask application from validated settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from hub.config import load_settings
+from hub.runtime import build_runtime
+
+
+def create_app(
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flask:
+    """The Corridor web application.
+
+    Settings come from ``config/defaults.toml``, the ``HUB_CONFIG`` file, the
+    ``HUB_*`` environment (``environ``, default ``os.environ``) and then
+    ``overrides``; anything unknown or malformed raises SettingsError.
+    """
+    settings = load_settings(environ, overrides)
+    runtime = build_runtime(settings)
+    app = Flask(__name__, instance_path=str(runtime.instance_dir))
+    app.config.update(
+        SECRET_KEY=runtime.secret_key,
+        MAX_CONTENT_LENGTH=runtime.hub.app.max_body_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=runtime.hub.app.public_base_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["corridor"] = runtime
+
+    from hub.web import register_web
+
+    register_web(app)
+    for blueprint in runtime.registry.blueprints:
+        app.register_blueprint(blueprint)
+    for command in runtime.registry.commands:
+        app.cli.add_command(command)
+    return app

@@ -1,0 +1,100 @@
+"""Agents, their roles, passwords and API tokens.
+
+API tokens are random 32-byte strings shown once; only their SHA-256 is
+stored, so a leaked database does not leak working tokens. (A slow hash buys
+nothing for 256 bits of randomness and would cost every API request.)
+Passwords use werkzeug's salted PBKDF2/scrypt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from hub.customers import audit
+from hub.identity import normalise_email
+from hub.models import Agent, Role
+
+TOKEN_PREFIX = "cor_"
+
+#: What each role may do. Roles include the ones before them.
+PERMISSIONS: dict[str, Role] = {
+    "customers.read": Role.AGENT,
+    "events.write": Role.AGENT,
+    "identities.edit": Role.AGENT,
+    "replies.send": Role.AGENT,
+    "search": Role.AGENT,
+    "customers.merge": Role.SUPERVISOR,
+    "journal.read": Role.ADMIN,
+    "agents.manage": Role.ADMIN,
+}
+_ORDER = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
+
+
+def allowed(agent: Agent, permission: str) -> bool:
+    needed = PERMISSIONS[permission]
+    return agent.active and _ORDER.index(Role(agent.role)) >= _ORDER.index(needed)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(agent: Agent) -> str:
+    """A new API token for ``agent``, replacing the old one. Shown once."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    agent.api_token_hash = hash_token(token)
+    return token
+
+
+def agent_for_token(session: Session, token: str) -> Agent | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    agent = session.scalar(select(Agent).where(Agent.api_token_hash == hash_token(token)))
+    return agent if agent is not None and agent.active else None
+
+
+def agent_for_login(session: Session, email: str, password: str) -> Agent | None:
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        return None
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    if agent is None or not agent.active or not agent.password_hash:
+        # Same work as a real check, so response time does not reveal who exists.
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return agent if check_password_hash(agent.password_hash, password) else None
+
+
+_DUMMY_HASH = generate_password_hash("not a password")
+
+
+def create_agent(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    password: str | None,
+    actor_id: int | None = None,
+) -> tuple[Agent, str]:
+    """A new agent and their first API token."""
+    address = normalise_email(email)
+    if session.scalar(select(Agent.id).where(Agent.email == address)) is not None:
+        raise ValueError(f"email: an agent with {address} exists already")
+    agent = Agent(
+        email=address,
+        name=name or address,
+        role=role,
+        password_hash=generate_password_hash(password) if password else "",
+    )
+    token = issue_token(agent)
+    session.add(agent)
+    session.flush()
+    audit(session, actor_id, "agent.create", "agent", agent.id, role=role.value)
+    return agent, token

@@ -1,0 +1,295 @@
+"""The ``corridor`` command: serve, migrate, manage agents, demo data, search, journal, worker.
+
+Every command is an entry point: it opens its own transaction(s) and prints
+what it did. Connectors add their own commands (``corridor email sync``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import func, select
+
+from hub import create_app
+from hub.auth import create_agent, issue_token
+from hub.config import SettingsError
+from hub.identity import normalise_email
+from hub.journal import due_entries, replay
+from hub.migrate import current_revision, head_revision, upgrade
+from hub.models import Agent, Interaction, JournalEntry, JournalStatus, Role
+from hub.replies import deliver, due_deliveries
+from hub.runtime import Runtime, current_runtime
+
+log = logging.getLogger("corridor")
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except SettingsError as exc:
+        click.echo(f"Corridor cannot start: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def cli() -> None:
+    """Corridor: one timeline per customer, across every channel."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    cli(prog_name="corridor")
+
+
+def _runtime() -> Runtime:
+    return current_runtime()
+
+
+# -- database ------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply every migration not yet applied."""
+    database = _runtime().database
+    before = current_revision(database)
+    upgrade(database)
+    after = current_revision(database)
+    click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Which migration the database is at, and the newest there is."""
+    database = _runtime().database
+    click.echo(f"current: {current_revision(database) or 'empty'}; newest: {head_revision(database)}")
+
+
+# -- agents --------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """Agents who work in Corridor."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (default: the email).")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value, show_default=True)
+@click.option("--password", envvar="CORRIDOR_PASSWORD", default=None,
+              help="Password for the web pages (or CORRIDOR_PASSWORD). Without one, the agent uses the API only.")  # fmt: skip
+@with_appcontext
+def user_create(email: str, name: str, role: str, password: str | None) -> None:
+    """Create an agent and print their API token (shown once)."""
+    with _runtime().database.write() as session:
+        try:
+            agent, token = create_agent(session, email=email, name=name, role=Role(role), password=password)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        click.echo(f"created {agent.role} {agent.email} (id {agent.id})")
+    click.echo(f"API token: {token}")
+
+
+@user.command("token")
+@click.argument("email")
+@with_appcontext
+def user_token(email: str) -> None:
+    """Issue a new API token for an agent (the old one stops working)."""
+    with _runtime().database.write() as session:
+        agent = session.scalar(select(Agent).where(Agent.email == normalise_email(email)))
+        if agent is None:
+            raise click.BadParameter(f"no agent {email}")
+        token = issue_token(agent)
+    click.echo(f"API token: {token}")
+
+
+# -- demo and serving ----------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option("--customers", default=60, show_default=True, help="How many customers to invent.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has customers already.")
+@click.option("--seed", default=7, show_default=True)
+@with_appcontext
+def demo(customers: int, if_empty: bool, seed: int) -> None:
+    """Load realistic demo data through the real ingest pipeline."""
+    from hub.demo import load_demo
+
+    runtime = _runtime()
+    upgrade(runtime.database)
+    summary = load_demo(runtime, customers=customers, seed=seed, if_empty=if_empty, echo=click.echo)
+    click.echo(summary)
+
+
+@cli.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+@with_appcontext
+def run(host: str, port: int, threads: int) -> None:
+    """Serve Corridor (migrations applied first)."""
+    from flask import current_app
+    from waitress import serve
+
+    runtime = _runtime()
+    upgrade(runtime.database)
+    click.echo(f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name})")
+    serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
+
+
+# -- search --------------------------------------------------------------------------
+
+
+@cli.group()
+def search() -> None:
+    """The full-text index."""
+
+
+@search.command("reindex")
+@with_appcontext
+def search_reindex() -> None:
+    """Rebuild the index from the database, with progress."""
+    runtime = _runtime()
+    started = time.perf_counter()
+    with runtime.database.write() as session:
+        total = session.scalar(select(func.count()).select_from(Interaction)) or 0
+        with click.progressbar(length=max(int(total), 1), label="indexing interactions") as bar:
+            last = [0]
+
+            def progress(done: int, _total: int) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            count = runtime.search.rebuild(session, progress)
+    elapsed = time.perf_counter() - started
+    click.echo(f"indexed {count} interactions in {elapsed:.1f} s ({runtime.search.name})")
+
+
+@search.command("check")
+@with_appcontext
+def search_check() -> None:
+    """Whether the index agrees with the database."""
+    runtime = _runtime()
+    with runtime.database.read() as session:
+        health = runtime.search.health(session)
+    click.echo(" ".join(f"{k}={v}" for k, v in health.items()))
+    if not health.get("ok"):
+        sys.exit(1)
+
+
+# -- journal -------------------------------------------------------------------------
+
+
+@cli.group()
+def journal() -> None:
+    """Raw payloads as they arrived, and replay of those that failed."""
+
+
+@journal.command("list")
+@click.option("--status", type=click.Choice([s.value for s in JournalStatus]), default=JournalStatus.FAILED.value,
+              show_default=True)  # fmt: skip
+@click.option("--limit", default=50, show_default=True)
+@with_appcontext
+def journal_list(status: str, limit: int) -> None:
+    """Journal entries by status, newest first."""
+    with _runtime().database.read() as session:
+        rows = session.execute(
+            select(JournalEntry.id, JournalEntry.received_at, JournalEntry.source, JournalEntry.attempts,
+                   JournalEntry.error)  # fmt: skip
+            .where(JournalEntry.status == status)
+            .order_by(JournalEntry.id.desc())
+            .limit(limit)
+        ).all()
+    if not rows:
+        click.echo(f"no {status} entries")
+    for row in rows:
+        click.echo(f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {row.source} attempts={row.attempts} {row.error or ''}")
+
+
+@journal.command("replay")
+@click.option("--id", "entry_ids", multiple=True, type=int, help="Replay these entries (default: all that are due).")
+@with_appcontext
+def journal_replay(entry_ids: tuple[int, ...]) -> None:
+    """Parse and process failed or deferred entries again."""
+    runtime = _runtime()
+    ids = list(entry_ids)
+    if not ids:
+        with runtime.database.read() as session:
+            ids = due_entries(session, limit=10_000)
+    outcomes = replay(runtime.database, runtime.registry, ids)
+    ok = sum(1 for o in outcomes if o.ok)
+    for outcome in outcomes:
+        if not outcome.ok:
+            errors = outcome.error or "; ".join(r.error or "deferred" for r in outcome.results if r.error or r.deferred)
+            click.echo(f"#{outcome.entry_id}: {errors}")
+    click.echo(f"replayed {len(outcomes)} entries: {ok} done, {len(outcomes) - ok} still failing or deferred")
+
+
+# -- worker --------------------------------------------------------------------------
+
+
+def _every(seconds: float, work: Any, stop: threading.Event, name: str) -> None:
+    while not stop.is_set():
+        try:
+            work()
+        except Exception:
+            log.exception("%s failed; trying again in %s s", name, seconds)
+        stop.wait(seconds)
+
+
+@cli.command("worker")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between retry passes.")
+@with_appcontext
+def worker(interval: float) -> None:
+    """Run the connectors' intake loops, reply retries and journal replays until stopped."""
+    runtime = _runtime()
+    upgrade(runtime.database)
+    stop = threading.Event()
+
+    def retry_replies() -> None:
+        for interaction_id in due_deliveries(runtime.database):
+            deliver(runtime.database, runtime.registry.senders, interaction_id)
+
+    def replay_journal() -> None:
+        with runtime.database.read() as session:
+            ids = due_entries(session)
+        if ids:
+            replay(runtime.database, runtime.registry, ids)
+
+    loops: dict[str, Any] = {
+        "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
+        "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
+        **runtime.registry.workers,
+    }
+    threads = [threading.Thread(target=loop, args=(stop,), name=name, daemon=True) for name, loop in loops.items()]
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        click.echo(f"signal {signum}: stopping after the current step")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    for thread in threads:
+        thread.start()
+    click.echo(f"worker running: {', '.join(loops)}")
+    while any(t.is_alive() for t in threads) and not stop.is_set():
+        stop.wait(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)

@@ -1,0 +1,290 @@
+"""Settings: one documented defaults file, overridden by a file and by HUB_* variables.
+
+``config/defaults.toml`` is the schema. A setting that is not in it does not
+exist, and its type is the type of its default. Overrides come from the TOML
+file named by ``HUB_CONFIG`` and then from ``HUB_<SECTION>_<KEY>`` environment
+variables. Anything unknown or malformed raises :class:`SettingsError` naming
+the setting, so a typo stops start-up instead of being ignored.
+
+The hub reads its own sections into typed dataclasses; each connector does the
+same for its section with :meth:`Settings.section`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.toml"
+ENV_PREFIX = "HUB_"
+CONFIG_FILE_VARIABLE = "HUB_CONFIG"
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or malformed. The message names it."""
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+    """Coerce ``value`` to the type of ``default``; strings come from the environment."""
+    expected = type(default)
+    if isinstance(value, str) and expected is not str:
+        text = value.strip()
+        try:
+            if expected is bool:
+                lowered = text.lower()
+                if lowered in {"1", "true", "yes", "on"}:
+                    return True
+                if lowered in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError
+            if expected is int:
+                return int(text)
+            if expected is float:
+                return float(text)
+            value = json.loads(text)
+        except ValueError:
+            raise SettingsError(
+                f"{name}: expected {expected.__name__}, got {value!r}"
+            ) from None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise SettingsError(
+            f"{name}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+class Settings:
+    """All settings, validated, by section. Immutable once loaded."""
+
+    def __init__(self, values: Mapping[str, Mapping[str, Any]]) -> None:
+        self._values = {s: dict(v) for s, v in values.items()}
+
+    def raw(self, section: str) -> dict[str, Any]:
+        """A copy of one section as plain values."""
+        if section not in self._values:
+            raise SettingsError(f"[{section}]: unknown settings section")
+        return dict(self._values[section])
+
+    def section(self, name: str, cls: type[T]) -> T:
+        """Build the dataclass ``cls`` from section ``name``, checking every field.
+
+        The dataclass's fields must be exactly the section's keys, so the
+        defaults file and the code cannot drift apart unnoticed.
+        """
+        values = self.raw(name)
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = fields - values.keys()
+        if missing:
+            raise SettingsError(
+                f"[{name}] {sorted(missing)[0]}: declared in code but missing from "
+                f"{DEFAULTS_FILE.name}"
+            )
+        unused = values.keys() - fields
+        if unused:
+            raise SettingsError(
+                f"[{name}] {sorted(unused)[0]}: in {DEFAULTS_FILE.name} but not read by {cls.__name__}"
+            )
+        for key in fields:
+            _check_type(f"{_env_name(name, key)} ([{name}] {key})", hints[key], values[key])
+        instance = cls(**values)
+        validate = getattr(instance, "validate", None)
+        if validate is not None:
+            validate()
+        return instance
+
+
+def _check_type(name: str, hint: Any, value: Any) -> None:
+    origin = typing.get_origin(hint) or hint
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise SettingsError(f"{name}: expected a list, got {value!r}")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{name}: expected a table, got {value!r}")
+        return
+    if origin is types.UnionType or origin is typing.Union:
+        return
+    if isinstance(origin, type) and not isinstance(value, origin):
+        raise SettingsError(f"{name}: expected {origin.__name__}, got {value!r}")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Load defaults, then the HUB_CONFIG file, then HUB_* variables, then ``overrides``.
+
+    ``overrides`` is for tests and embedding; it is validated like the rest.
+    """
+    environ = os.environ if environ is None else environ
+    with DEFAULTS_FILE.open("rb") as f:
+        defaults: dict[str, dict[str, Any]] = tomllib.load(f)
+    merged = {section: dict(values) for section, values in defaults.items()}
+
+    def apply(section: str, key: str, value: Any, origin: str) -> None:
+        if section not in defaults:
+            raise SettingsError(f"{origin}: unknown settings section [{section}]")
+        if key not in defaults[section]:
+            known = ", ".join(sorted(defaults[section]))
+            raise SettingsError(
+                f"{origin}: unknown setting [{section}] {key} (known: {known})"
+            )
+        merged[section][key] = _coerce(origin, defaults[section][key], value)
+
+    config_file = environ.get(CONFIG_FILE_VARIABLE)
+    if config_file:
+        path = Path(config_file)
+        try:
+            with path.open("rb") as f:
+                from_file = tomllib.load(f)
+        except OSError as exc:
+            raise SettingsError(f"{CONFIG_FILE_VARIABLE}: cannot read {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{CONFIG_FILE_VARIABLE}: {path} is not valid TOML: {exc}") from None
+        for section, values in from_file.items():
+            if not isinstance(values, dict):
+                raise SettingsError(f"{path}: {section} must be a [section]")
+            for key, value in values.items():
+                apply(section, key, value, f"{path} [{section}] {key}")
+
+    sections_by_length = sorted(defaults, key=len, reverse=True)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        for section in sections_by_length:
+            if rest.startswith(section + "_"):
+                apply(section, rest[len(section) + 1 :], value, name)
+                break
+        else:
+            raise SettingsError(f"{name}: unknown setting (no section matches)")
+
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            apply(section, key, value, _env_name(section, key))
+    return Settings(merged)
+
+
+def read_secret(value: str, file: str, name: str) -> str:
+    """A secret given directly (usually from the environment) or in a file.
+
+    The secret itself never appears in an error message.
+    """
+    if value and file:
+        raise SettingsError(f"{name}: give the value or a file, not both")
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_file: cannot read {file}: {exc.strerror}") from None
+    return value
+
+
+# -- The hub's own sections ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSettings:
+    secret_key: str = dataclasses.field(repr=False)
+    public_base_url: str
+    connectors: list[str]
+    max_body_bytes: int
+    instance_dir: str
+
+    def validate(self) -> None:
+        if not self.public_base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"HUB_APP_PUBLIC_BASE_URL: must start with http:// or https://, got {self.public_base_url!r}"
+            )
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"HUB_APP_MAX_BODY_BYTES: at least 1024, got {self.max_body_bytes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = dataclasses.field(repr=False)
+    sqlite_synchronous: str
+    pool_size: int
+
+    def validate(self) -> None:
+        if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise SettingsError(
+                f"HUB_DATABASE_SQLITE_SYNCHRONOUS: one of OFF, NORMAL, FULL, EXTRA, got {self.sqlite_synchronous!r}"
+            )
+        if self.url and not self.url.startswith(("sqlite", "postgresql")):
+            raise SettingsError("HUB_DATABASE_URL: Corridor runs on sqlite:/// or postgresql+psycopg:// URLs")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    backend: str
+    elasticsearch_url: str
+    elasticsearch_index: str
+
+    def validate(self) -> None:
+        if self.backend not in {"auto", "sqlite", "postgres", "elasticsearch"}:
+            raise SettingsError(
+                f"HUB_SEARCH_BACKEND: one of auto, sqlite, postgres, elasticsearch, got {self.backend!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentitySettings:
+    default_region: str
+
+    def validate(self) -> None:
+        import phonenumbers
+
+        if self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise SettingsError(
+                f"HUB_IDENTITY_DEFAULT_REGION: not a region phonenumbers knows: {self.default_region!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadingSettings:
+    window_hours: int
+
+    def validate(self) -> None:
+        if self.window_hours < 0:
+            raise SettingsError(f"HUB_THREADING_WINDOW_HOURS: must be >= 0, got {self.window_hours}")
+
+
+@dataclasses.dataclass(frozen=True)
+class HubSettings:
+    """The hub's own settings, typed. Connectors read their sections themselves."""
+
+    app: AppSettings
+    database: DatabaseSettings
+    search: SearchSettings
+    identity: IdentitySettings
+    threading: ThreadingSettings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HubSettings:
+        return cls(
+            app=settings.section("app", AppSettings),
+            database=settings.section("database", DatabaseSettings),
+            search=settings.section("search", SearchSettings),
+            identity=settings.section("identity", IdentitySettings),
+            threading=settings.section("threading", ThreadingSettings),
+        )

@@ -1,0 +1,273 @@
+"""Customers: lookup, identities added or removed by hand, merge and unmerge.
+
+Merging is the operation support tools most often get wrong: they delete the
+losing record and cannot undo. Here a merge moves identities, conversations
+and interactions in one transaction, keeps the merged customer as a redirect,
+records exactly which rows moved, and can be undone. Both directions are
+idempotent. Services flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hub.events import Channel, IdentityKind, Party
+from hub.identity import InvalidAddress, normalise, normalise_email, normalise_phone
+from hub.models import (
+    AuditRecord,
+    Conversation,
+    Customer,
+    CustomerMerge,
+    Identity,
+    Interaction,
+    utcnow,
+)
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    """The change contradicts the data (an identity that belongs to someone else)."""
+
+
+def audit(
+    session: Session,
+    actor_id: int | None,
+    action: str,
+    target_type: str,
+    target_id: int,
+    **details: Any,
+) -> None:
+    session.add(
+        AuditRecord(
+            actor_id=actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+    )
+
+
+def resolve(session: Session, customer_id: int) -> Customer:
+    """The live customer behind an id, following merge redirects."""
+    seen: set[int] = set()
+    customer = session.get(Customer, customer_id)
+    while customer is not None and customer.merged_into_id is not None:
+        if customer.id in seen:  # never loops, but a corrupt chain must not hang a request
+            break
+        seen.add(customer.id)
+        customer = session.get(Customer, customer.merged_into_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    return customer
+
+
+def find_customers(
+    session: Session,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    name: str | None = None,
+    default_region: str = "US",
+    limit: int = 20,
+) -> list[Customer]:
+    """Customers by exact email or phone (normalised), or by name prefix."""
+    if email:
+        kind, value = IdentityKind.EMAIL, normalise_email(email)
+    elif phone:
+        kind, value = IdentityKind.PHONE, normalise_phone(phone, default_region)
+    elif name:
+        pattern = name.strip().lower().replace("%", r"\%").replace("_", r"\_") + "%"
+        return list(
+            session.scalars(
+                select(Customer)
+                .where(
+                    Customer.merged_into_id.is_(None),
+                    func.lower(Customer.display_name).like(pattern, escape="\\"),
+                )
+                .order_by(Customer.display_name, Customer.id)
+                .limit(limit)
+            )
+        )
+    else:
+        raise ValueError("give email, phone or name")
+    customer_id = session.scalar(
+        select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
+    )
+    return [] if customer_id is None else [resolve(session, customer_id)]
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    customer: Customer
+    identities: list[Identity]
+    conversations: list[Conversation]
+    interaction_count: int
+
+
+def summary(session: Session, customer_id: int) -> CustomerSummary:
+    customer = resolve(session, customer_id)
+    identities = list(
+        session.scalars(select(Identity).where(Identity.customer_id == customer.id).order_by(Identity.id))
+    )
+    conversations = list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id)
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        )
+    )
+    count = session.scalar(
+        select(func.count()).select_from(Interaction).where(Interaction.customer_id == customer.id)
+    )
+    return CustomerSummary(customer, identities, conversations, int(count or 0))
+
+
+def add_identity(
+    session: Session,
+    customer_id: int,
+    kind: IdentityKind,
+    address: str,
+    *,
+    actor_id: int | None,
+    default_region: str,
+) -> Identity:
+    """Link an address to a customer (the phone of a customer known by email).
+
+    Adding an address the customer already has returns it unchanged. An
+    address that belongs to another customer is a Conflict: merging is the
+    deliberate way to join two customers.
+    """
+    customer = resolve(session, customer_id)
+    channel = {IdentityKind.EMAIL: Channel.EMAIL, IdentityKind.CHAT_VISITOR: Channel.CHAT}.get(
+        kind, Channel.SMS
+    )
+    normalised = normalise(Party(address=address, kind=kind), channel, default_region)
+    if normalised.kind is not kind:
+        raise InvalidAddress(f"{address!r} is a {normalised.kind}, not a {kind}")
+    existing = session.scalar(
+        select(Identity).where(Identity.kind == normalised.kind, Identity.value == normalised.value)
+    )
+    if existing is not None:
+        if existing.customer_id == customer.id:
+            return existing
+        raise Conflict(
+            f"{normalised.value} belongs to customer {existing.customer_id}; merge the customers instead"
+        )
+    identity = Identity(
+        customer_id=customer.id, kind=normalised.kind, value=normalised.value, raw_value=address
+    )
+    session.add(identity)
+    session.flush()
+    audit(session, actor_id, "identity.add", "customer", customer.id, identity_id=identity.id,
+          kind=identity.kind, value=identity.value)  # fmt: skip
+    return identity
+
+
+def remove_identity(
+    session: Session, customer_id: int, identity_id: int, *, actor_id: int | None
+) -> None:
+    """Unlink an address. Past interactions stay on the timeline."""
+    customer = resolve(session, customer_id)
+    identity = session.get(Identity, identity_id)
+    if identity is None or identity.customer_id != customer.id:
+        raise NotFound(f"customer {customer.id} has no identity {identity_id}")
+    session.execute(
+        update(Interaction).where(Interaction.identity_id == identity.id).values(identity_id=None)
+    )
+    audit(session, actor_id, "identity.remove", "customer", customer.id, identity_id=identity.id,
+          kind=identity.kind, value=identity.value)  # fmt: skip
+    session.delete(identity)
+    session.flush()
+
+
+def merge(session: Session, source_id: int, target_id: int, *, actor_id: int | None) -> CustomerMerge:
+    """Merge customer ``source`` into ``target``; idempotent.
+
+    Everything of the source moves in this transaction; the source stays as a
+    redirect. Merging a customer already merged into the target returns the
+    existing merge.
+    """
+    source = session.get(Customer, source_id)
+    if source is None:
+        raise NotFound(f"no customer {source_id}")
+    target = resolve(session, target_id)
+    if source.merged_into_id is not None:
+        if resolve(session, source.id).id == target.id:
+            existing = session.scalar(
+                select(CustomerMerge)
+                .where(CustomerMerge.source_id == source.id, CustomerMerge.undone_at.is_(None))
+                .order_by(CustomerMerge.id.desc())
+            )
+            if existing is not None:
+                return existing
+        raise Conflict(f"customer {source.id} is already merged into customer {source.merged_into_id}")
+    if source.id == target.id:
+        raise Conflict("a customer cannot be merged into itself")
+
+    def ids(model: Any) -> list[int]:
+        return list(session.scalars(select(model.id).where(model.customer_id == source.id).order_by(model.id)))
+
+    moved = {
+        "identity": ids(Identity),
+        "conversation": ids(Conversation),
+        "interaction": ids(Interaction),
+    }
+    for model in (Identity, Conversation, Interaction):
+        session.execute(
+            update(model).where(model.customer_id == source.id).values(customer_id=target.id)
+        )
+    source.merged_into_id = target.id
+    record = CustomerMerge(source_id=source.id, target_id=target.id, merged_by_id=actor_id, moved=moved)
+    session.add(record)
+    session.flush()
+    audit(session, actor_id, "customer.merge", "customer", target.id, source_id=source.id,
+          merge_id=record.id, moved={k: len(v) for k, v in moved.items()})  # fmt: skip
+    return record
+
+
+def unmerge(session: Session, merge_id: int, *, actor_id: int | None) -> CustomerMerge:
+    """Undo a merge: exactly the rows that moved go back; idempotent.
+
+    Interactions that arrived after the merge stay with the target: they were
+    threaded into its conversations, and splitting those is an agent's call.
+    """
+    record = session.get(CustomerMerge, merge_id)
+    if record is None:
+        raise NotFound(f"no merge {merge_id}")
+    if record.undone_at is not None:
+        return record
+    source = session.get(Customer, record.source_id)
+    assert source is not None
+    if source.merged_into_id != record.target_id:
+        raise Conflict(f"customer {source.id} is no longer merged into {record.target_id}")
+    later = session.scalar(
+        select(CustomerMerge.id).where(
+            CustomerMerge.source_id == record.target_id,
+            CustomerMerge.undone_at.is_(None),
+            CustomerMerge.id > record.id,
+        )
+    )
+    if later is not None:
+        raise Conflict(f"undo merge {later} first: customer {record.target_id} was merged on since")
+    for key, model in (("identity", Identity), ("conversation", Conversation), ("interaction", Interaction)):
+        moved_ids = record.moved.get(key, [])
+        for start in range(0, len(moved_ids), 500):
+            session.execute(
+                update(model)
+                .where(model.id.in_(moved_ids[start : start + 500]))
+                .values(customer_id=source.id)
+            )
+    source.merged_into_id = None
+    record.undone_at = utcnow()
+    session.flush()
+    audit(session, actor_id, "customer.unmerge", "customer", record.target_id, source_id=source.id,
+          merge_id=record.id)  # fmt: skip
+    return record

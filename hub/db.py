@@ -1,0 +1,118 @@
+"""Engines, sessions and the one transaction scope.
+
+Entry points (API views, webhooks, CLI commands, worker loops) own the
+transaction: they open ``database.write()``, call services, and the scope
+commits once on exit. Services flush but never commit. Work that must only
+happen once the data is durable (live notifications, sending a reply) is queued
+with :func:`after_commit` and runs after the commit, never after a rollback.
+
+SQLite gets two engines on the same file. Writers start with ``BEGIN
+IMMEDIATE`` so that two writers queue on the lock instead of one failing with
+"database is locked" when it upgrades a read; readers use a plain ``BEGIN`` and,
+thanks to WAL, never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+AFTER_COMMIT_KEY = "corridor.after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction has committed."""
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+
+
+def _sqlite_engine(url: str, *, immediate: bool, synchronous: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions
+        # begin; otherwise SAVEPOINTs and BEGIN IMMEDIATE do not work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The database Corridor runs on: SQLite (embedded) or PostgreSQL."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 10) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.write_engine = _sqlite_engine(url, immediate=True, synchronous=sqlite_synchronous)
+            self.read_engine = _sqlite_engine(url, immediate=False, synchronous=sqlite_synchronous)
+        else:
+            self.write_engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self.read_engine = self.write_engine
+        #: Copied into every write session's ``info`` (the ingest pipeline's
+        #: configuration lives here, so connectors need only a session).
+        self.session_info: dict[str, Any] = {}
+        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: commits on success, rolls back on error."""
+        session = self._write_sessions()
+        session.info.update(self.session_info)
+        try:
+            with session.begin():
+                yield session
+            callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
+        finally:
+            session.close()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                # The data is committed; a failed notification must not turn a
+                # successful request into an error.
+                log.exception("after-commit callback %r failed", callback)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only snapshot; anything written is rolled back."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()

@@ -1,0 +1,994 @@
+"""The one write path: every channel's events reach the timeline through here.
+
+``ingest_many(session, items, source=...)`` runs, inside the caller's
+transaction:
+
+1. **Journal**: every raw payload is inserted first. It commits with the rest,
+   or, when processing fails, alone with its error; either way nothing the
+   caller acknowledged is lost.
+2. **Dedupe** on ``(channel, external_id)`` for events and ``(channel,
+   update_id)`` for updates, also against concurrent writers (unique
+   constraints, and on PostgreSQL a row lock on each customer).
+3. **Identity**: normalise the customer's address and find or create the
+   customer.
+4. **Thread**: explicit references, then a provider session, then the
+   customer's open conversation within the continuation window (whatever the
+   channel), else a new conversation.
+5. **Append** the interactions; move conversations' last activity.
+6. **Index**: the in-transaction search index, or an outbox row for an
+   external one.
+7. **Notify** after commit.
+
+The pipeline is batch-native: one event is a batch of one, and a backfill of a
+thousand costs a handful of statements instead of thousands. When anything in a
+batch fails, the batch's savepoint is rolled back and its items are retried one
+by one, so one bad event never takes good ones down with it, and a failure
+never leaves half an interaction behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.db import after_commit
+from hub.events import (
+    NON_PERSONAL_KINDS,
+    CallStatus,
+    Channel,
+    ChannelEvent,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+    Ingestible,
+    InteractionKind,
+    InteractionUpdate,
+    Party,
+)
+from hub.identity import InvalidAddress, NormalisedAddress, display_name_for, normalise
+from hub.models import (
+    AppliedUpdate,
+    AttachmentBlob,
+    AttachmentRecord,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Identity,
+    Interaction,
+    JournalEntry,
+    JournalStatus,
+    OutboxEntry,
+    utcnow,
+)
+from hub.realtime import Notifier
+from hub.sanitise import html_to_text, sanitise_html
+from hub.search import IndexDocument, SearchBackend
+
+log = logging.getLogger(__name__)
+
+PIPELINE_KEY = "corridor.pipeline"
+#: Rows per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+CHUNK = 400
+#: How long a deferred update waits before the worker tries it again.
+DEFER_DELAY = timedelta(seconds=30)
+
+_FINAL_DELIVERY = {DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.CANCELED}
+_DELIVERY_ORDER = [
+    DeliveryStatus.QUEUED,
+    DeliveryStatus.ACCEPTED,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.READ,
+]
+_FINAL_CALL = {
+    CallStatus.COMPLETED,
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+}
+_CALL_ORDER = [CallStatus.QUEUED, CallStatus.RINGING, CallStatus.IN_PROGRESS]
+FINAL_RANK = 100
+_RANK: dict[str, int] = {
+    **{s.value: i for i, s in enumerate(_DELIVERY_ORDER)},
+    **{s.value: i for i, s in enumerate(_CALL_ORDER)},
+    **{s.value: FINAL_RANK for s in _FINAL_DELIVERY | _FINAL_CALL},
+    DeliveryStatus.RECEIVED.value: FINAL_RANK,
+}
+
+
+def status_rank(status: str | None) -> int:
+    """Statuses only move forward; final ones (failed, completed...) never change."""
+    if status is None:
+        return -1
+    return _RANK.get(status, 0)
+
+
+def moves_forward(current: str | None, new: str) -> bool:
+    return status_rank(current) < FINAL_RANK and status_rank(new) > status_rank(current)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs from settings; attached to every write session."""
+
+    default_region: str
+    continuation_window: timedelta
+    search: SearchBackend
+    notifier: Notifier = field(default_factory=Notifier)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one ingested item."""
+
+    journal_id: int
+    interaction_id: int | None = None
+    customer_id: int | None = None
+    conversation_id: int | None = None
+    #: The item was already on the timeline (a provider's retry).
+    duplicate: bool = False
+    #: An update whose interaction has not arrived yet; the worker retries it.
+    deferred: bool = False
+    #: Processing failed; the payload stays in the journal with this error.
+    error: str | None = None
+
+
+class InvalidEvent(ValueError):
+    """A connector produced an event the hub cannot accept; names the field."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+def ingest(
+    session: Session,
+    item: Ingestible,
+    *,
+    source: str,
+    context: Mapping[str, Any] | None = None,
+) -> IngestResult:
+    """Journal and process one event or update in the caller's transaction."""
+    return ingest_many(session, [item], source=source, context=context)[0]
+
+
+def ingest_many(
+    session: Session,
+    items: Sequence[Ingestible],
+    *,
+    source: str,
+    context: Mapping[str, Any] | None = None,
+) -> list[IngestResult]:
+    """Journal and process a batch in the caller's transaction, in order.
+
+    ``source`` names who delivered the items ("api", "twilio.message",
+    "email:support@example.com/INBOX"); ``context`` is what that source's
+    parser needs, besides the raw payload, to parse it again on replay.
+    Failures are returned per item (``error``), never raised, so the caller
+    can still commit the journal and answer the provider.
+    """
+    if not items:
+        return []
+    journal_ids = _journal(session, items, source, context or {}, utcnow())
+    return process_journaled(session, items, journal_ids)
+
+
+def process_journaled(
+    session: Session, items: Sequence[Ingestible], journal_ids: Sequence[int]
+) -> list[IngestResult]:
+    """Process items whose payloads are already in the journal (ingest, and replay)."""
+    config = pipeline_config(session)
+    now = utcnow()
+    try:
+        with session.begin_nested():
+            return _Batch(session, config, now).run(items, journal_ids)
+    except Exception as exc:
+        if len(items) == 1:
+            return [_record_failure(session, journal_ids[0], exc)]
+        log.warning("batch of %d from %s failed (%s); retrying one by one", len(items), source, exc)
+    results = []
+    for item, journal_id in zip(items, journal_ids, strict=True):
+        try:
+            with session.begin_nested():
+                results.extend(_Batch(session, config, now).run([item], [journal_id]))
+        except Exception as exc:
+            results.append(_record_failure(session, journal_id, exc))
+    return results
+
+
+def pipeline_config(session: Session) -> PipelineConfig:
+    try:
+        config: PipelineConfig = session.info[PIPELINE_KEY]
+    except KeyError:
+        raise RuntimeError("this session was not opened by hub.db.Database.write()") from None
+    return config
+
+
+def record_unparseable(
+    session: Session,
+    *,
+    source: str,
+    raw: bytes,
+    content_type: str,
+    error: str,
+    context: Mapping[str, Any] | None = None,
+) -> int:
+    """Journal a payload whose parser failed, so an admin sees it and can replay it.
+
+    Returns the journal id. The payload is kept whole; nothing is dropped.
+    """
+    entry = JournalEntry(
+        source=source,
+        received_at=utcnow(),
+        content_type=content_type,
+        payload=raw,
+        context=dict(context or {}),
+        status=JournalStatus.FAILED,
+        error=error,
+        attempts=1,
+    )
+    session.add(entry)
+    session.flush()
+    log.warning("unparseable payload from %s journaled as #%d: %s", source, entry.id, error)
+    return entry.id
+
+
+def _journal(
+    session: Session,
+    items: Sequence[Ingestible],
+    source: str,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> list[int]:
+    rows = [
+        {
+            "source": source,
+            "channel": item.channel.value,
+            "external_id": item.external_id
+            if isinstance(item, ChannelEvent)
+            else f"{item.external_id}#{item.update_id}",
+            "received_at": now,
+            "content_type": item.raw_content_type,
+            "payload": item.raw,
+            "context": dict(context),
+            # Optimistic: the rows that end otherwise are updated below, so the
+            # common case costs no second statement.
+            "status": JournalStatus.PROCESSED,
+            "attempts": 1,
+        }
+        for item in items
+    ]
+    ids = session.scalars(
+        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True), rows
+    ).all()
+    return list(ids)
+
+
+def _record_failure(session: Session, journal_id: int, exc: Exception) -> IngestResult:
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("journal #%d failed: %s", journal_id, error, exc_info=not isinstance(exc, InvalidEvent))
+    attempts = session.scalar(select(JournalEntry.attempts).where(JournalEntry.id == journal_id)) or 1
+    session.execute(
+        update(JournalEntry)
+        .where(JournalEntry.id == journal_id)
+        .values(
+            status=JournalStatus.FAILED,
+            error=error[:4000],
+            next_attempt_at=utcnow() + retry_delay(attempts),
+        )
+    )
+    return IngestResult(journal_id=journal_id, error=error)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff for journal replays: 30 s, 1 min, 2 min ... capped at 1 h."""
+    return min(DEFER_DELAY * (2 ** max(attempts - 1, 0)), timedelta(hours=1))
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(model).on_conflict_do_nothing(), rows)
+
+
+@dataclass
+class _ConversationState:
+    id: int | None
+    customer_id: int
+    status: str
+    opened_at: datetime
+    last_activity_at: datetime
+    subject: str
+    is_new: bool = False
+    changed: bool = False
+
+
+@dataclass
+class _Pending:
+    """An event on its way to becoming an interaction."""
+
+    index: int
+    event: ChannelEvent
+    journal_id: int
+    address: NormalisedAddress
+    defects: list[str]
+    customer_id: int = 0
+    identity_id: int = 0
+    conversation: _ConversationState | None = None
+
+
+class _Batch:
+    def __init__(self, session: Session, config: PipelineConfig, now: datetime) -> None:
+        self.session = session
+        self.config = config
+        self.now = now
+        self.notifications: list[dict[str, Any]] = []
+
+    def run(self, items: Sequence[Ingestible], journal_ids: Sequence[int]) -> list[IngestResult]:
+        results: list[IngestResult | None] = [None] * len(items)
+        events = [
+            (i, item, journal_ids[i]) for i, item in enumerate(items) if isinstance(item, ChannelEvent)
+        ]
+        updates: list[tuple[int | None, InteractionUpdate, int]] = [
+            (i, item, journal_ids[i])
+            for i, item in enumerate(items)
+            if isinstance(item, InteractionUpdate)
+        ]
+        if events:
+            for index, result in self._events(events).items():
+                results[index] = result
+        # Updates an event implies (a bounce failing the message it reports on)
+        # are applied after the events, so they can name one from this batch.
+        for i, item, journal_id in events:
+            assert isinstance(item, ChannelEvent)
+            updates.extend((None, u, journal_id) for u in item.updates)
+        if updates:
+            for index, result in self._updates(updates).items():
+                results[index] = result
+        if self.notifications:
+            notifier, notifications = self.config.notifier, self.notifications
+
+            def publish() -> None:
+                for notification in notifications:
+                    notifier.publish(notification)
+
+            after_commit(self.session, publish)
+        final = [r for r in results if r is not None]
+        assert len(final) == len(items)
+        return final
+
+    # -- events ---------------------------------------------------------------
+
+    def _events(self, events: list[tuple[int, Ingestible, int]]) -> dict[int, IngestResult]:
+        results: dict[int, IngestResult] = {}
+        pending: list[_Pending] = []
+        first_seen: dict[tuple[str, str], int] = {}
+        for index, item, journal_id in events:
+            assert isinstance(item, ChannelEvent)
+            _check_event(item)
+            key = (item.channel.value, item.external_id)
+            if key in first_seen:
+                results[index] = IngestResult(journal_id=journal_id, duplicate=True)
+                continue
+            first_seen[key] = index
+            address, defects = self._address_of(item)
+            pending.append(_Pending(index, item, journal_id, address, list(item.defects) + defects))
+
+        self._resolve_customers(pending)
+        self._lock_customers({p.customer_id for p in pending})
+        existing = self._existing_interactions([(p.event.channel.value, p.event.external_id) for p in pending])
+        fresh = []
+        for p in pending:
+            found = existing.get((p.event.channel.value, p.event.external_id))
+            if found is not None:
+                results[p.index] = IngestResult(
+                    journal_id=p.journal_id,
+                    interaction_id=found[0],
+                    customer_id=found[1],
+                    conversation_id=found[2],
+                    duplicate=True,
+                )
+            else:
+                fresh.append(p)
+        self._thread(fresh)
+        ids = self._append(fresh)
+        for p, interaction_id in zip(fresh, ids, strict=True):
+            conversation_id = p.conversation.id if p.conversation else None
+            results[p.index] = IngestResult(
+                journal_id=p.journal_id,
+                interaction_id=interaction_id,
+                customer_id=p.customer_id,
+                conversation_id=conversation_id,
+            )
+            self.notifications.append(
+                {
+                    "type": "interaction.created",
+                    "interaction_id": interaction_id,
+                    "customer_id": p.customer_id,
+                    "conversation_id": conversation_id,
+                    "channel": p.event.channel.value,
+                    "kind": p.event.kind.value,
+                }
+            )
+        duplicates = [
+            {"id": r.journal_id, "interaction_id": r.interaction_id, "status": JournalStatus.DUPLICATE}
+            for r in results.values()
+            if r.duplicate
+        ]
+        if duplicates:
+            self.session.execute(
+                update(JournalEntry).execution_options(synchronize_session=False), duplicates
+            )
+        return results
+
+    def _address_of(self, event: ChannelEvent) -> tuple[NormalisedAddress, list[str]]:
+        party = event.customer_party
+        problem = "no customer address" if party is None else None
+        if party is not None:
+            try:
+                return normalise(party, event.channel, self.config.default_region), []
+            except InvalidAddress as exc:
+                problem = str(exc)
+        # Keep the event, under a customer of its own, with the problem shown:
+        # a provider's message must never be dropped for a bad address.
+        raw = party.address if party else ""
+        placeholder = Party(
+            address=f"unknown:{event.channel.value}:{event.external_id}",
+            name=(party.name if party and party.name else raw) or "Unknown sender",
+            kind=IdentityKind.WITHHELD,
+        )
+        address = normalise(placeholder, event.channel, self.config.default_region)
+        return address, [f"unusable customer address {raw!r}: {problem}"]
+
+    def _resolve_customers(self, pending: list[_Pending]) -> None:
+        keys = sorted({(p.address.kind.value, p.address.value) for p in pending})
+        found = self._identities(keys)
+        missing = [k for k in keys if k not in found]
+        if missing:
+            by_key = {(p.address.kind.value, p.address.value): p.address for p in pending}
+            customer_ids = self.session.scalars(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {"display_name": display_name_for(by_key[k])[:200], "created_at": self.now}
+                    for k in missing
+                ],
+            ).all()
+            _insert_ignoring_conflicts(
+                self.session,
+                Identity,
+                [
+                    {
+                        "customer_id": customer_id,
+                        "kind": k[0],
+                        "value": k[1],
+                        "raw_value": by_key[k].raw[:320],
+                        "created_at": self.now,
+                    }
+                    for k, customer_id in zip(missing, customer_ids, strict=True)
+                ],
+            )
+            found.update(self._identities(missing))
+            # A concurrent writer created some of these identities first; the
+            # customers made for them here are orphans.
+            orphans = [
+                cid for k, cid in zip(missing, customer_ids, strict=True) if found[k][1] != cid
+            ]
+            if orphans:
+                self.session.execute(delete(Customer).where(Customer.id.in_(orphans)))
+        for p in pending:
+            p.identity_id, p.customer_id = found[(p.address.kind.value, p.address.value)]
+
+    def _identities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for chunk in _chunks(keys):
+            rows = self.session.execute(
+                select(Identity.kind, Identity.value, Identity.id, Identity.customer_id).where(
+                    tuple_(Identity.kind, Identity.value).in_(chunk)
+                )
+            )
+            for kind, value, identity_id, customer_id in rows:
+                found[(kind, value)] = (identity_id, customer_id)
+        return found
+
+    def _lock_customers(self, customer_ids: set[int]) -> None:
+        # Serialises concurrent writers per customer on PostgreSQL, so two
+        # deliveries of one event, or two first messages of a customer, cannot
+        # both pass the duplicate check or both open a conversation. SQLite
+        # serialises all writers already (BEGIN IMMEDIATE).
+        if self.session.get_bind().dialect.name != "postgresql" or not customer_ids:
+            return
+        for chunk in _chunks(sorted(customer_ids)):
+            self.session.execute(
+                select(Customer.id).where(Customer.id.in_(chunk)).order_by(Customer.id).with_for_update()
+            ).all()
+
+    def _existing_interactions(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, int, int | None]]:
+        found: dict[tuple[str, str], tuple[int, int, int | None]] = {}
+        for chunk in _chunks(list(keys)):
+            rows = self.session.execute(
+                select(
+                    Interaction.channel,
+                    Interaction.external_id,
+                    Interaction.id,
+                    Interaction.customer_id,
+                    Interaction.conversation_id,
+                ).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+            )
+            for channel, external_id, iid, cid, conv in rows:
+                found[(channel, external_id)] = (iid, cid, conv)
+        return found
+
+    # -- threading ------------------------------------------------------------
+
+    def _thread(self, fresh: list[_Pending]) -> None:
+        if not fresh:
+            return
+        conversations: dict[int, _ConversationState] = {}
+
+        def state_for(conversation_id: int) -> _ConversationState:
+            if conversation_id not in conversations:
+                row = self.session.execute(
+                    select(
+                        Conversation.customer_id,
+                        Conversation.status,
+                        Conversation.opened_at,
+                        Conversation.last_activity_at,
+                        Conversation.subject,
+                    ).where(Conversation.id == conversation_id)
+                ).one()
+                conversations[conversation_id] = _ConversationState(conversation_id, *row)
+            return conversations[conversation_id]
+
+        by_reference = self._referenced_conversations(fresh)
+        by_session = self._session_conversations(fresh)
+        latest_open = self._open_conversations({p.customer_id for p in fresh})
+        for state in latest_open.values():
+            if state.id is not None:
+                conversations[state.id] = state
+        window = self.config.continuation_window
+        batch_refs: dict[tuple[str, str], _ConversationState] = {}
+
+        for p in sorted(fresh, key=lambda p: (p.event.occurred_at, p.index)):
+            event = p.event
+            chosen: _ConversationState | None = None
+            # 0. An agent's reply names its conversation.
+            if event.conversation_id is not None:
+                chosen = state_for(event.conversation_id)
+            # 1. Explicit references win, even outside the window.
+            for ref in event.thread_refs if chosen is None else ():
+                key = (event.channel.value, ref)
+                if key in batch_refs:
+                    chosen = batch_refs[key]
+                elif key in by_reference:
+                    chosen = state_for(by_reference[key])
+                if chosen is not None:
+                    break
+            # 2. A provider session (a chat) keeps its conversation.
+            if chosen is None and event.session:
+                key = (event.channel.value, f"session:{event.session}")
+                if key in batch_refs:
+                    chosen = batch_refs[key]
+                elif (event.channel.value, event.session) in by_session:
+                    chosen = state_for(by_session[(event.channel.value, event.session)])
+            # 3. The customer's open conversation continues, whatever the channel.
+            if chosen is None and p.address.kind not in NON_PERSONAL_KINDS | {IdentityKind.WITHHELD}:
+                candidate = latest_open.get(p.customer_id)
+                if (
+                    candidate is not None
+                    and candidate.status != ConversationStatus.CLOSED
+                    and candidate.opened_at - window <= event.occurred_at <= candidate.last_activity_at + window
+                ):
+                    chosen = candidate
+            elif chosen is None:
+                # Short codes and alphanumeric senders: one running
+                # conversation per sender, like a personal customer's.
+                candidate = latest_open.get(p.customer_id)
+                if candidate is not None and candidate.status != ConversationStatus.CLOSED:
+                    chosen = candidate
+            # 4. Auto-replies and bounces never open a conversation.
+            if chosen is None and not event.opens_conversation:
+                latest = self.session.scalar(
+                    select(Conversation.id)
+                    .where(Conversation.customer_id == p.customer_id)
+                    .order_by(Conversation.last_activity_at.desc())
+                    .limit(1)
+                )
+                chosen = state_for(latest) if latest is not None else None
+                p.conversation = chosen
+                if chosen is not None:
+                    self._touch(chosen, event)
+                continue
+            if chosen is None:
+                chosen = _ConversationState(
+                    id=None,
+                    customer_id=p.customer_id,
+                    status=ConversationStatus.OPEN,
+                    opened_at=event.occurred_at,
+                    last_activity_at=event.occurred_at,
+                    subject=_conversation_subject(event),
+                    is_new=True,
+                )
+            self._touch(chosen, event)
+            p.conversation = chosen
+            if chosen.customer_id == p.customer_id:
+                current = latest_open.get(p.customer_id)
+                if current is None or current.last_activity_at <= chosen.last_activity_at:
+                    latest_open[p.customer_id] = chosen
+            batch_refs[(event.channel.value, event.external_id)] = chosen
+            if event.session:
+                batch_refs[(event.channel.value, f"session:{event.session}")] = chosen
+
+        new = [c for c in {id(p.conversation): p.conversation for p in fresh if p.conversation}.values() if c.is_new]
+        if new:
+            ids = self.session.scalars(
+                insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "customer_id": c.customer_id,
+                        "status": c.status,
+                        "subject": c.subject,
+                        "opened_at": c.opened_at,
+                        "last_activity_at": c.last_activity_at,
+                    }
+                    for c in new
+                ],
+            ).all()
+            for c, conversation_id in zip(new, ids, strict=True):
+                c.id = conversation_id
+                c.changed = False
+        changed = {c.id: c for c in conversations.values() if c.changed and not c.is_new}
+        for p in fresh:
+            c = p.conversation
+            if c is not None and c.changed and not c.is_new:
+                changed[c.id] = c
+        if changed:
+            self.session.execute(
+                update(Conversation).execution_options(synchronize_session=False),
+                [
+                    {
+                        "id": c.id,
+                        "status": c.status,
+                        "last_activity_at": c.last_activity_at,
+                        "closed_at": None if c.status != ConversationStatus.CLOSED else self.now,
+                    }
+                    for c in changed.values()
+                ],
+            )
+
+    def _touch(self, conversation: _ConversationState, event: ChannelEvent) -> None:
+        if event.occurred_at > conversation.last_activity_at:
+            conversation.last_activity_at = event.occurred_at
+            conversation.changed = True
+        if event.occurred_at < conversation.opened_at and conversation.is_new:
+            conversation.opened_at = event.occurred_at
+        # A customer writing into a closed conversation reopens it; an
+        # auto-reply does not.
+        if (
+            event.direction is Direction.INBOUND
+            and event.opens_conversation
+            and conversation.status == ConversationStatus.CLOSED
+        ):
+            conversation.status = ConversationStatus.OPEN
+            conversation.changed = True
+
+    def _referenced_conversations(self, fresh: list[_Pending]) -> dict[tuple[str, str], int]:
+        keys = sorted({(p.event.channel.value, ref) for p in fresh for ref in p.event.thread_refs})
+        found: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(keys):
+            rows = self.session.execute(
+                select(Interaction.channel, Interaction.external_id, Interaction.conversation_id).where(
+                    tuple_(Interaction.channel, Interaction.external_id).in_(chunk),
+                    Interaction.conversation_id.is_not(None),
+                )
+            )
+            for channel, external_id, conversation_id in rows:
+                found[(channel, external_id)] = conversation_id
+        return found
+
+    def _session_conversations(self, fresh: list[_Pending]) -> dict[tuple[str, str], int]:
+        keys = sorted({(p.event.channel.value, p.event.session) for p in fresh if p.event.session})
+        found: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(keys):
+            rows = self.session.execute(
+                select(Interaction.channel, Interaction.session_key, Interaction.conversation_id)
+                .where(
+                    tuple_(Interaction.channel, Interaction.session_key).in_(chunk),
+                    Interaction.conversation_id.is_not(None),
+                )
+                .order_by(Interaction.id)
+            )
+            for channel, session_key, conversation_id in rows:
+                found[(channel, session_key)] = conversation_id
+        return found
+
+    def _open_conversations(self, customer_ids: set[int]) -> dict[int, _ConversationState]:
+        latest: dict[int, _ConversationState] = {}
+        for chunk in _chunks(sorted(customer_ids)):
+            rows = self.session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.customer_id,
+                    Conversation.status,
+                    Conversation.opened_at,
+                    Conversation.last_activity_at,
+                    Conversation.subject,
+                ).where(
+                    Conversation.customer_id.in_(chunk),
+                    Conversation.status != ConversationStatus.CLOSED,
+                )
+            )
+            for row in rows:
+                state = _ConversationState(*row)
+                current = latest.get(state.customer_id)
+                if current is None or current.last_activity_at < state.last_activity_at:
+                    latest[state.customer_id] = state
+        return latest
+
+    # -- append ---------------------------------------------------------------
+
+    def _append(self, fresh: list[_Pending]) -> list[int]:
+        if not fresh:
+            return []
+        rows = []
+        for p in fresh:
+            event = p.event
+            html = sanitise_html(event.html)
+            text = event.text or html_to_text(html)
+            sender = event.sender.address if event.sender else ""
+            recipient = event.recipients[0].address if event.recipients else ""
+            status = event.delivery_status.value if event.delivery_status else None
+            if status is None and event.kind is InteractionKind.CALL:
+                status = str(event.metadata.get("call_status") or CallStatus.RINGING.value)
+            rows.append(
+                {
+                    "customer_id": p.customer_id,
+                    "conversation_id": p.conversation.id if p.conversation else None,
+                    "identity_id": p.identity_id,
+                    "channel": event.channel.value,
+                    "direction": event.direction.value,
+                    "kind": event.kind.value,
+                    "external_id": event.external_id,
+                    "occurred_at": event.occurred_at,
+                    "received_at": self.now,
+                    "subject": event.subject,
+                    "text": text,
+                    "reply_text": event.reply_text,
+                    "html": html,
+                    "from_address": sender[:320],
+                    "to_address": recipient[:320],
+                    "session_key": event.session,
+                    "status": status,
+                    "provider_metadata": _jsonable(event.metadata),
+                    "defects": p.defects,
+                    "journal_id": p.journal_id,
+                    "author_id": event.author_id,
+                }
+            )
+        ids = list(
+            self.session.scalars(
+                insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True), rows
+            ).all()
+        )
+        self._attach(
+            [(interaction_id, p.event.attachments) for p, interaction_id in zip(fresh, ids, strict=True)]
+        )
+        self._index(
+            [
+                IndexDocument(interaction_id, row["subject"], row["text"])
+                for row, interaction_id in zip(rows, ids, strict=True)
+            ]
+        )
+        return ids
+
+    def _attach(self, attachments: list[tuple[int, Sequence[Any]]]) -> None:
+        blobs: dict[str, bytes] = {}
+        records = []
+        for interaction_id, files in attachments:
+            for a in files:
+                digest = None
+                if a.content is not None:
+                    digest = hashlib.sha256(a.content).hexdigest()
+                    blobs[digest] = a.content
+                records.append(
+                    {
+                        "interaction_id": interaction_id,
+                        "filename": (a.filename or "attachment")[:255],
+                        "content_type": a.content_type[:255],
+                        "size": a.size if a.content is None else len(a.content),
+                        "sha256": digest,
+                        "url": a.url,
+                        "content_id": a.content_id,
+                        "inline": a.inline,
+                    }
+                )
+        if blobs:
+            _insert_ignoring_conflicts(
+                self.session,
+                AttachmentBlob,
+                [{"sha256": d, "content": c} for d, c in blobs.items()],
+            )
+        if records:
+            self.session.execute(insert(AttachmentRecord), records)
+
+    def _index(self, documents: list[IndexDocument]) -> None:
+        if not documents:
+            return
+        if self.config.search.in_transaction:
+            self.config.search.index(self.session, documents)
+        else:
+            self.session.execute(
+                insert(OutboxEntry),
+                [{"interaction_id": d.interaction_id, "created_at": self.now} for d in documents],
+            )
+
+    # -- updates --------------------------------------------------------------
+
+    def _updates(
+        self, updates: list[tuple[int | None, InteractionUpdate, int]]
+    ) -> dict[int, IngestResult]:
+        results: dict[int, IngestResult] = {}
+        for index, item, _journal_id in updates:
+            _check_update(item)
+        keys = sorted({(u.channel.value, u.update_id) for _, u, _ in updates})
+        applied: set[tuple[str, str]] = set()
+        for chunk in _chunks(keys):
+            applied.update(
+                self.session.execute(
+                    select(AppliedUpdate.channel, AppliedUpdate.update_id).where(
+                        tuple_(AppliedUpdate.channel, AppliedUpdate.update_id).in_(chunk)
+                    )
+                ).tuples()
+            )
+        targets = self._update_targets(updates)
+        journal_changes: list[dict[str, Any]] = []
+        for index, item, journal_id in updates:
+            key = (item.channel.value, item.update_id)
+            target = targets.get((item.channel.value, item.external_id))
+            if key in applied:
+                if index is not None:
+                    results[index] = IngestResult(
+                        journal_id=journal_id,
+                        interaction_id=target.id if target else None,
+                        duplicate=True,
+                    )
+                    journal_changes.append(
+                        {"id": journal_id, "status": JournalStatus.DUPLICATE, "interaction_id": target.id if target else None}
+                    )
+                continue
+            if target is None:
+                if index is not None:
+                    # The interaction it is about has not arrived yet (a status
+                    # callback overtaking its message): kept and retried.
+                    results[index] = IngestResult(journal_id=journal_id, deferred=True)
+                    journal_changes.append(
+                        {
+                            "id": journal_id,
+                            "status": JournalStatus.DEFERRED,
+                            "error": f"no {item.channel.value} interaction {item.external_id!r} yet",
+                            "next_attempt_at": self.now + DEFER_DELAY,
+                        }
+                    )
+                continue
+            self._apply(target, item)
+            applied.add(key)
+            self.session.execute(
+                insert(AppliedUpdate),
+                {"channel": key[0], "update_id": key[1], "interaction_id": target.id, "applied_at": self.now},
+            )
+            if index is not None:
+                results[index] = IngestResult(
+                    journal_id=journal_id,
+                    interaction_id=target.id,
+                    customer_id=target.customer_id,
+                    conversation_id=target.conversation_id,
+                )
+                journal_changes.append({"id": journal_id, "status": JournalStatus.PROCESSED, "interaction_id": target.id})
+        for change in journal_changes:
+            self.session.execute(
+                update(JournalEntry).where(JournalEntry.id == change.pop("id")).values(**change)
+            )
+        return results
+
+    def _update_targets(
+        self, updates: list[tuple[int | None, InteractionUpdate, int]]
+    ) -> dict[tuple[str, str], Interaction]:
+        keys = sorted({(u.channel.value, u.external_id) for _, u, _ in updates})
+        found: dict[tuple[str, str], Interaction] = {}
+        for chunk in _chunks(keys):
+            for interaction in self.session.scalars(
+                select(Interaction).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+            ):
+                found[(interaction.channel, interaction.external_id)] = interaction
+        return found
+
+    def _apply(self, interaction: Interaction, item: InteractionUpdate) -> None:
+        old_document = IndexDocument(interaction.id, interaction.subject, interaction.text)
+        if item.status and moves_forward(interaction.status, item.status):
+            interaction.status = item.status
+            if item.error_code or item.error_message:
+                interaction.error_code = item.error_code
+                interaction.error_message = item.error_message
+        elif item.status and status_rank(item.status) >= FINAL_RANK and item.error_code:
+            # A late failure report for a message already final: keep the
+            # details without moving the status.
+            interaction.error_code = interaction.error_code or item.error_code
+            interaction.error_message = interaction.error_message or item.error_message
+        if item.duration_seconds is not None:
+            interaction.duration_seconds = item.duration_seconds
+        if item.kind is not None:
+            interaction.kind = item.kind
+        if item.metadata:
+            interaction.provider_metadata = {**interaction.provider_metadata, **_jsonable(item.metadata)}
+        text_changed = False
+        if item.text_append:
+            interaction.text = f"{interaction.text}\n\n{item.text_append}".strip()
+            text_changed = True
+        if item.new_external_id and item.new_external_id != interaction.external_id:
+            interaction.external_id = item.new_external_id
+        if item.attachments:
+            self._attach([(interaction.id, item.attachments)])
+        self.session.flush()
+        if text_changed:
+            if self.config.search.in_transaction:
+                self.config.search.delete(self.session, [old_document])
+            self._index([IndexDocument(interaction.id, interaction.subject, interaction.text)])
+        self.notifications.append(
+            {
+                "type": "interaction.updated",
+                "interaction_id": interaction.id,
+                "customer_id": interaction.customer_id,
+                "conversation_id": interaction.conversation_id,
+                "status": interaction.status,
+            }
+        )
+
+
+def _check_event(event: ChannelEvent) -> None:
+    if not isinstance(event.channel, Channel):
+        raise InvalidEvent("channel", f"unknown channel {event.channel!r}")
+    if not event.external_id or len(event.external_id) > 998:
+        raise InvalidEvent("external_id", "must be 1 to 998 characters")
+    if event.occurred_at.tzinfo is None:
+        raise InvalidEvent("occurred_at", "must include a time zone")
+
+
+def _check_update(item: InteractionUpdate) -> None:
+    if not item.external_id:
+        raise InvalidEvent("external_id", "must name the interaction to update")
+    if not item.update_id:
+        raise InvalidEvent("update_id", "must be given so retries are recognised")
+
+
+def _conversation_subject(event: ChannelEvent) -> str:
+    if event.subject.strip():
+        return event.subject.strip()[:500]
+    first_line = next((line.strip() for line in event.text.splitlines() if line.strip()), "")
+    if first_line:
+        return first_line[:80] + ("…" if len(first_line) > 80 else "")
+    return f"{event.channel.value.capitalize()} {event.kind.value.replace('_', ' ')}"
+
+
+def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Provider metadata as stored: JSON-safe, unknown types as strings."""
+    return dict(json.loads(json.dumps(dict(metadata), default=str)))
+

@@ -1,0 +1,145 @@
+"""Full-text search over every interaction, behind one small protocol.
+
+Backends:
+
+* ``sqlite``: FTS5, updated inside the ingest transaction (embedded default).
+* ``postgres``: PostgreSQL full-text search on an expression index; nothing to
+  update at ingest because the index follows the rows.
+* ``elasticsearch``: fed from the outbox written in the ingest transaction
+  (a later piece of work; the outbox is already written).
+
+``in_transaction`` tells the ingest pipeline whether to call :meth:`index`
+itself or to write outbox rows for a relay.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+#: Progress of long work: (done, total).
+Progress = Callable[[int, int], None]
+
+MARK_START = "\x02"
+MARK_END = "\x03"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDocument:
+    """The searchable part of one interaction."""
+
+    interaction_id: int
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: str
+    channels: tuple[str, ...] = ()
+    direction: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    customer_id: int | None = None
+    #: "newest" (keyset pagination) or "relevance".
+    order: str = "newest"
+    limit: int = 20
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    interaction_id: int
+    customer_id: int
+    conversation_id: int | None
+    channel: str
+    direction: str
+    occurred_at: datetime
+    subject: str
+    #: Safe HTML: the text is escaped, matches are wrapped in <mark>.
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    hits: list[SearchHit] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class InvalidQuery(ValueError):
+    """The search text cannot be searched (for example, no words in it)."""
+
+
+class SearchBackend(Protocol):
+    name: str
+    in_transaction: bool
+
+    def index(self, session: Session, documents: Sequence[IndexDocument]) -> None:
+        """Add documents (new interactions) to the index."""
+        ...
+
+    def delete(self, session: Session, documents: Sequence[IndexDocument]) -> None:
+        """Remove documents, given as they were indexed."""
+        ...
+
+    def search(self, session: Session, query: SearchQuery) -> SearchPage: ...
+
+    def rebuild(self, session: Session, progress: Progress | None = None) -> int:
+        """Index every interaction from scratch; returns how many."""
+        ...
+
+    def health(self, session: Session) -> dict[str, object]:
+        """Whether the index agrees with the database, for `search check`."""
+        ...
+
+
+_TERM = re.compile(r'"([^"]+)"|(\w+\*?)', re.UNICODE)
+
+
+def query_terms(text: str) -> list[str]:
+    """The words and "quoted phrases" of what a user typed, without operators.
+
+    Users type order numbers, email addresses and punctuation; passing that to a
+    query parser raises syntax errors. Every backend searches for all the terms.
+    """
+    terms: list[str] = []
+    for phrase, word in _TERM.findall(text):
+        if phrase:
+            words = re.findall(r"\w+", phrase, re.UNICODE)
+            if words:
+                terms.append(" ".join(words))
+        elif word:
+            terms.append(word)
+    if not terms:
+        raise InvalidQuery("q: nothing to search for; type at least one word")
+    return terms
+
+
+def safe_snippet(marked: str) -> str:
+    """Escape a backend's snippet and turn its sentinels into <mark> tags."""
+    return html.escape(marked).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+def make_backend(name: str, dialect: str) -> SearchBackend:
+    """The backend for the ``[search] backend`` setting on this database."""
+    if name == "auto":
+        name = "sqlite" if dialect == "sqlite" else "postgres"
+    if name == "sqlite":
+        if dialect != "sqlite":
+            raise ValueError("HUB_SEARCH_BACKEND=sqlite needs a SQLite database")
+        from hub.search.sqlite_fts import SqliteFts
+
+        return SqliteFts()
+    if name == "postgres":
+        if dialect != "postgresql":
+            raise ValueError("HUB_SEARCH_BACKEND=postgres needs a PostgreSQL database")
+        from hub.search.postgres_fts import PostgresFts
+
+        return PostgresFts()
+    raise ValueError(f"HUB_SEARCH_BACKEND: unknown search backend {name!r}")

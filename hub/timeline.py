@@ -1,0 +1,90 @@
+"""A customer's whole history across channels, newest first.
+
+Keyset pagination on ``(occurred_at, id)``: a page is one index range scan on
+``ix_interaction_customer_id_occurred_at_id`` however deep the agent scrolls,
+and interactions that arrive while they scroll never shift the pages they have
+not seen yet. Attachments and conversations of a page are loaded with one query
+each, never one per interaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from hub.customers import NotFound, resolve
+from hub.models import AttachmentRecord, Conversation, Interaction
+from hub.pagination import decode_cursor, encode_cursor
+
+MAX_PAGE = 200
+
+
+@dataclass
+class TimelinePage:
+    customer_id: int
+    interactions: list[Interaction]
+    attachments: dict[int, list[AttachmentRecord]] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    next_cursor: str | None = None
+
+
+def customer_timeline(
+    session: Session, customer_id: int, *, limit: int = 50, cursor: str | None = None
+) -> TimelinePage:
+    """One page of a customer's timeline (merged customers redirect)."""
+    customer = resolve(session, customer_id)
+    limit = max(1, min(limit, MAX_PAGE))
+    query = (
+        select(Interaction)
+        .where(Interaction.customer_id == customer.id)
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        occurred_at, row_id = decode_cursor(cursor)
+        query = query.where(tuple_(Interaction.occurred_at, Interaction.id) < (occurred_at, row_id))
+    rows = list(session.scalars(query))
+    page = rows[:limit]
+    result = TimelinePage(customer_id=customer.id, interactions=page)
+    if len(rows) > limit:
+        last = page[-1]
+        result.next_cursor = encode_cursor(last.occurred_at, last.id)
+    load_page_details(session, result)
+    return result
+
+
+def conversation_interactions(session: Session, conversation_id: int) -> TimelinePage:
+    """Every interaction of one conversation, oldest first (a thread reads down)."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    rows = list(
+        session.scalars(
+            select(Interaction)
+            .where(Interaction.conversation_id == conversation_id)
+            .order_by(Interaction.occurred_at, Interaction.id)
+        )
+    )
+    page = TimelinePage(customer_id=conversation.customer_id, interactions=rows)
+    load_page_details(session, page)
+    return page
+
+
+def load_page_details(session: Session, page: TimelinePage) -> None:
+    ids = [i.id for i in page.interactions]
+    if not ids:
+        return
+    attachments: dict[int, list[AttachmentRecord]] = defaultdict(list)
+    for attachment in session.scalars(
+        select(AttachmentRecord).where(AttachmentRecord.interaction_id.in_(ids)).order_by(AttachmentRecord.id)
+    ):
+        attachments[attachment.interaction_id].append(attachment)
+    page.attachments = dict(attachments)
+    conversation_ids = {i.conversation_id for i in page.interactions if i.conversation_id is not None}
+    if conversation_ids:
+        page.conversations = {
+            c.id: c for c in session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids)))
+        }

@@ -1,0 +1,15 @@
+"""Corridor's web side: the JSON API, the pages, and error handling."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_web(app: Flask) -> None:
+    from hub.web.api import api
+    from hub.web.errors import register_error_handlers
+    from hub.web.pages import pages
+
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    register_error_handlers(app)

@@ -1,0 +1,78 @@
+"""Errors as the caller can act on them.
+
+API errors are JSON: ``{"error": {"status": 400, "field": "from.address",
+"message": "is required"}}``. Bad input is a 4xx naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from hub.customers import NotFound
+from hub.identity import InvalidAddress
+from hub.pagination import InvalidCursor
+from hub.search import InvalidQuery
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+_FIELD_FOR_STATUS = {413: "body", 415: "body"}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
+
+
+def _error(status: int, field: str | None, message: str) -> ResponseReturnValue:
+    if _wants_json():
+        return jsonify({"error": {"status": status, "field": field, "message": message}}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> ResponseReturnValue:
+        return _error(exc.status, exc.field, exc.message)
+
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> ResponseReturnValue:
+        return _error(404, None, str(exc))
+
+    @app.errorhandler(InvalidCursor)
+    def bad_cursor(exc: InvalidCursor) -> ResponseReturnValue:
+        return _error(400, "cursor", "not a cursor this server issued")
+
+    @app.errorhandler(InvalidQuery)
+    def bad_query(exc: InvalidQuery) -> ResponseReturnValue:
+        return _error(400, "q", str(exc).removeprefix("q: "))
+
+    @app.errorhandler(InvalidAddress)
+    def bad_address(exc: InvalidAddress) -> ResponseReturnValue:
+        return _error(400, "value", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            message = f"the body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        if status == 401:
+            message = "log in, or send Authorization: Bearer <API token>"
+        return _error(status, _FIELD_FOR_STATUS.get(status), message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, None, "an unexpected error occurred; it has been logged")

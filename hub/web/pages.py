@@ -1,0 +1,111 @@
+"""Pages for people: log in, a customer list, a customer's timeline (read-only).
+
+The timeline reads down newest first, with a band where one conversation ends
+and the next begins, so an agent sees at a glance that the email, the call and
+the chat were one story.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from hub.auth import agent_for_login
+from hub.customers import summary
+from hub.models import Customer, Identity, Interaction
+from hub.runtime import current_runtime
+from hub.timeline import customer_timeline
+from hub.web.access import current_agent, requires
+
+pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static")
+
+PAGE_SIZE = 50
+
+
+@pages.get("/")
+def index() -> ResponseReturnValue:
+    return redirect(url_for("pages.customer_list"))
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    error = None
+    if request.method == "POST":
+        with current_runtime().database.read() as db:
+            agent = agent_for_login(db, request.form.get("email", ""), request.form.get("password", ""))
+            if agent is not None:
+                session.clear()
+                session["agent_id"] = agent.id
+                session["role"] = agent.role
+                target = request.args.get("next") or ""
+                # Only local paths: an open redirect would let a phishing link
+                # bounce an agent to another site after logging in.
+                if not target.startswith("/") or target.startswith("//"):
+                    target = url_for("pages.customer_list")
+                return redirect(target)
+        error = "Unknown email or wrong password."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@pages.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@pages.get("/customers")
+@requires("customers.read", page=True)
+def customer_list() -> ResponseReturnValue:
+    q = request.args.get("q", "").strip()
+    after = request.args.get("after", type=int)
+    with current_runtime().database.read() as db:
+        latest = (
+            select(Interaction.customer_id, func.max(Interaction.occurred_at).label("last_at"))
+            .group_by(Interaction.customer_id)
+            .subquery()
+        )
+        query = (
+            select(Customer, latest.c.last_at)
+            .outerjoin(latest, latest.c.customer_id == Customer.id)
+            .where(Customer.merged_into_id.is_(None))
+            .order_by(Customer.id)
+            .limit(PAGE_SIZE + 1)
+        )
+        if q:
+            pattern = f"%{q.lower()}%"
+            matching = select(Identity.customer_id).where(func.lower(Identity.value).like(pattern))
+            query = query.where(
+                func.lower(Customer.display_name).like(pattern) | Customer.id.in_(matching)
+            )
+        if after:
+            query = query.where(Customer.id > after)
+        rows = db.execute(query).all()
+        customers = rows[:PAGE_SIZE]
+        identities: dict[int, list[Identity]] = {}
+        for identity in db.scalars(
+            select(Identity).where(Identity.customer_id.in_([c.id for c, _ in customers])).order_by(Identity.id)
+        ):
+            identities.setdefault(identity.customer_id, []).append(identity)
+        next_after = customers[-1][0].id if len(rows) > PAGE_SIZE else None
+        return render_template(
+            "customers.html",
+            customers=customers,
+            identities=identities,
+            q=q,
+            next_after=next_after,
+            agent=current_agent(),
+        )
+
+
+@pages.get("/customers/<int:customer_id>")
+@requires("customers.read", page=True)
+def customer_page(customer_id: int) -> ResponseReturnValue:
+    with current_runtime().database.read() as db:
+        found = summary(db, customer_id)
+        if found.customer.id != customer_id:
+            return redirect(url_for("pages.customer_page", customer_id=found.customer.id))
+        page = customer_timeline(db, customer_id, limit=PAGE_SIZE, cursor=request.args.get("cursor"))
+        return render_template(
+            "timeline.html", found=found, page=page, agent=current_agent(), cursor=request.args.get("cursor")
+        )
