@@ -92,8 +92,12 @@ def user() -> None:
 @click.argument("email")
 @click.option("--name", default="", help="Display name (default: the email).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value, show_default=True)
-@click.option("--password", envvar="CORRIDOR_PASSWORD", default=None,
-              help="Password for the web pages (or CORRIDOR_PASSWORD). Without one, the agent uses the API only.")  # fmt: skip
+@click.option(
+    "--password",
+    envvar="CORRIDOR_PASSWORD",
+    default=None,
+    help="Password for the web pages (or CORRIDOR_PASSWORD). Without one, the agent uses the API only.",
+)
 @with_appcontext
 def user_create(email: str, name: str, role: str, password: str | None) -> None:
     """Create an agent and print their API token (shown once)."""
@@ -149,7 +153,9 @@ def run(host: str, port: int, threads: int) -> None:
 
     runtime = _runtime()
     upgrade(runtime.database)
-    click.echo(f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name})")
+    click.echo(
+        f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name})"
+    )
     serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
 
 
@@ -202,16 +208,25 @@ def journal() -> None:
 
 
 @journal.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JournalStatus]), default=JournalStatus.FAILED.value,
-              show_default=True)  # fmt: skip
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in JournalStatus]),
+    default=JournalStatus.FAILED.value,
+    show_default=True,
+)
 @click.option("--limit", default=50, show_default=True)
 @with_appcontext
 def journal_list(status: str, limit: int) -> None:
     """Journal entries by status, newest first."""
     with _runtime().database.read() as session:
         rows = session.execute(
-            select(JournalEntry.id, JournalEntry.received_at, JournalEntry.source, JournalEntry.attempts,
-                   JournalEntry.error)  # fmt: skip
+            select(
+                JournalEntry.id,
+                JournalEntry.received_at,
+                JournalEntry.source,
+                JournalEntry.attempts,
+                JournalEntry.error,
+            )
             .where(JournalEntry.status == status)
             .order_by(JournalEntry.id.desc())
             .limit(limit)
@@ -219,7 +234,9 @@ def journal_list(status: str, limit: int) -> None:
     if not rows:
         click.echo(f"no {status} entries")
     for row in rows:
-        click.echo(f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {row.source} attempts={row.attempts} {row.error or ''}")
+        click.echo(
+            f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {row.source} attempts={row.attempts} {row.error or ''}"
+        )
 
 
 @journal.command("replay")
@@ -293,3 +310,7 @@ def worker(interval: float) -> None:
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,15 +56,11 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
                 return float(text)
             value = json.loads(text)
         except ValueError:
-            raise SettingsError(
-                f"{name}: expected {expected.__name__}, got {value!r}"
-            ) from None
+            raise SettingsError(f"{name}: expected {expected.__name__}, got {value!r}") from None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not expected:
-        raise SettingsError(
-            f"{name}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
-        )
+        raise SettingsError(f"{name}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -94,14 +90,11 @@ class Settings:
         missing = fields - values.keys()
         if missing:
             raise SettingsError(
-                f"[{name}] {sorted(missing)[0]}: declared in code but missing from "
-                f"{DEFAULTS_FILE.name}"
+                f"[{name}] {sorted(missing)[0]}: declared in code but missing from {DEFAULTS_FILE.name}"
             )
         unused = values.keys() - fields
         if unused:
-            raise SettingsError(
-                f"[{name}] {sorted(unused)[0]}: in {DEFAULTS_FILE.name} but not read by {cls.__name__}"
-            )
+            raise SettingsError(f"[{name}] {sorted(unused)[0]}: in {DEFAULTS_FILE.name} but not read by {cls.__name__}")
         for key in fields:
             _check_type(f"{_env_name(name, key)} ([{name}] {key})", hints[key], values[key])
         instance = cls(**values)
@@ -145,9 +138,7 @@ def load_settings(
             raise SettingsError(f"{origin}: unknown settings section [{section}]")
         if key not in defaults[section]:
             known = ", ".join(sorted(defaults[section]))
-            raise SettingsError(
-                f"{origin}: unknown setting [{section}] {key} (known: {known})"
-            )
+            raise SettingsError(f"{origin}: unknown setting [{section}] {key} (known: {known})")
         merged[section][key] = _coerce(origin, defaults[section][key], value)
 
     config_file = environ.get(CONFIG_FILE_VARIABLE)

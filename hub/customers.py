@@ -98,9 +98,7 @@ def find_customers(
         )
     else:
         raise ValueError("give email, phone or name")
-    customer_id = session.scalar(
-        select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
-    )
+    customer_id = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
     return [] if customer_id is None else [resolve(session, customer_id)]
 
 
@@ -124,9 +122,7 @@ def summary(session: Session, customer_id: int) -> CustomerSummary:
             .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
         )
     )
-    count = session.scalar(
-        select(func.count()).select_from(Interaction).where(Interaction.customer_id == customer.id)
-    )
+    count = session.scalar(select(func.count()).select_from(Interaction).where(Interaction.customer_id == customer.id))
     return CustomerSummary(customer, identities, conversations, int(count or 0))
 
 
@@ -146,9 +142,7 @@ def add_identity(
     deliberate way to join two customers.
     """
     customer = resolve(session, customer_id)
-    channel = {IdentityKind.EMAIL: Channel.EMAIL, IdentityKind.CHAT_VISITOR: Channel.CHAT}.get(
-        kind, Channel.SMS
-    )
+    channel = {IdentityKind.EMAIL: Channel.EMAIL, IdentityKind.CHAT_VISITOR: Channel.CHAT}.get(kind, Channel.SMS)
     normalised = normalise(Party(address=address, kind=kind), channel, default_region)
     if normalised.kind is not kind:
         raise InvalidAddress(f"{address!r} is a {normalised.kind}, not a {kind}")
@@ -158,12 +152,8 @@ def add_identity(
     if existing is not None:
         if existing.customer_id == customer.id:
             return existing
-        raise Conflict(
-            f"{normalised.value} belongs to customer {existing.customer_id}; merge the customers instead"
-        )
-    identity = Identity(
-        customer_id=customer.id, kind=normalised.kind, value=normalised.value, raw_value=address
-    )
+        raise Conflict(f"{normalised.value} belongs to customer {existing.customer_id}; merge the customers instead")
+    identity = Identity(customer_id=customer.id, kind=normalised.kind, value=normalised.value, raw_value=address)
     session.add(identity)
     session.flush()
     audit(session, actor_id, "identity.add", "customer", customer.id, identity_id=identity.id,
@@ -171,17 +161,13 @@ def add_identity(
     return identity
 
 
-def remove_identity(
-    session: Session, customer_id: int, identity_id: int, *, actor_id: int | None
-) -> None:
+def remove_identity(session: Session, customer_id: int, identity_id: int, *, actor_id: int | None) -> None:
     """Unlink an address. Past interactions stay on the timeline."""
     customer = resolve(session, customer_id)
     identity = session.get(Identity, identity_id)
     if identity is None or identity.customer_id != customer.id:
         raise NotFound(f"customer {customer.id} has no identity {identity_id}")
-    session.execute(
-        update(Interaction).where(Interaction.identity_id == identity.id).values(identity_id=None)
-    )
+    session.execute(update(Interaction).where(Interaction.identity_id == identity.id).values(identity_id=None))
     audit(session, actor_id, "identity.remove", "customer", customer.id, identity_id=identity.id,
           kind=identity.kind, value=identity.value)  # fmt: skip
     session.delete(identity)
@@ -221,9 +207,7 @@ def merge(session: Session, source_id: int, target_id: int, *, actor_id: int | N
         "interaction": ids(Interaction),
     }
     for model in (Identity, Conversation, Interaction):
-        session.execute(
-            update(model).where(model.customer_id == source.id).values(customer_id=target.id)
-        )
+        session.execute(update(model).where(model.customer_id == source.id).values(customer_id=target.id))
     source.merged_into_id = target.id
     record = CustomerMerge(source_id=source.id, target_id=target.id, merged_by_id=actor_id, moved=moved)
     session.add(record)
@@ -261,9 +245,7 @@ def unmerge(session: Session, merge_id: int, *, actor_id: int | None) -> Custome
         moved_ids = record.moved.get(key, [])
         for start in range(0, len(moved_ids), 500):
             session.execute(
-                update(model)
-                .where(model.id.in_(moved_ids[start : start + 500]))
-                .values(customer_id=source.id)
+                update(model).where(model.id.in_(moved_ids[start : start + 500])).values(customer_id=source.id)
             )
     source.merged_into_id = None
     record.undone_at = utcnow()

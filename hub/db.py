@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,9 +69,7 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True, synchronous=sqlite_synchronous)
             self.read_engine = _sqlite_engine(url, immediate=False, synchronous=sqlite_synchronous)
         else:
-            self.write_engine = create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            self.write_engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self.read_engine = self.write_engine
         #: Copied into every write session's ``info`` (the ingest pipeline's
         #: configuration lives here, so connectors need only a session).
@@ -104,15 +102,23 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only snapshot; anything written is rolled back."""
+        """A read-only snapshot; anything written is rolled back.
+
+        Closing (not rolling back explicitly) keeps what was loaded readable
+        after the block, detached.
+        """
         session = self._read_sessions()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     def dispose(self) -> None:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched."""
+    return int(cast(CursorResult[Any], result).rowcount)

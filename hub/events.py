@@ -71,9 +71,7 @@ class IdentityKind(enum.StrEnum):
 
 
 #: Identity kinds that name a sender rather than a person.
-NON_PERSONAL_KINDS = frozenset(
-    {IdentityKind.SHORT_CODE, IdentityKind.ALPHANUMERIC, IdentityKind.WITHHELD}
-)
+NON_PERSONAL_KINDS = frozenset({IdentityKind.SHORT_CODE, IdentityKind.ALPHANUMERIC, IdentityKind.WITHHELD})
 
 
 class DeliveryStatus(enum.StrEnum):

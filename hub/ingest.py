@@ -184,9 +184,7 @@ def ingest_many(
     return process_journaled(session, items, journal_ids)
 
 
-def process_journaled(
-    session: Session, items: Sequence[Ingestible], journal_ids: Sequence[int]
-) -> list[IngestResult]:
+def process_journaled(session: Session, items: Sequence[Ingestible], journal_ids: Sequence[int]) -> list[IngestResult]:
     """Process items whose payloads are already in the journal (ingest, and replay)."""
     config = pipeline_config(session)
     now = utcnow()
@@ -196,7 +194,7 @@ def process_journaled(
     except Exception as exc:
         if len(items) == 1:
             return [_record_failure(session, journal_ids[0], exc)]
-        log.warning("batch of %d from %s failed (%s); retrying one by one", len(items), source, exc)
+        log.warning("batch of %d failed (%s); retrying one by one", len(items), exc)
     results = []
     for item, journal_id in zip(items, journal_ids, strict=True):
         try:
@@ -253,11 +251,13 @@ def _journal(
 ) -> list[int]:
     rows = [
         {
-            "source": source,
+            "source": source[:200],
             "channel": item.channel.value,
-            "external_id": item.external_id
-            if isinstance(item, ChannelEvent)
-            else f"{item.external_id}#{item.update_id}",
+            # A lookup aid only: the payload itself is kept whole, so an id
+            # too long for an interaction must still be journaled.
+            "external_id": (
+                item.external_id if isinstance(item, ChannelEvent) else f"{item.external_id}#{item.update_id}"
+            )[:998],
             "received_at": now,
             "content_type": item.raw_content_type,
             "payload": item.raw,
@@ -269,9 +269,7 @@ def _journal(
         }
         for item in items
     ]
-    ids = session.scalars(
-        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True), rows
-    ).all()
+    ids = session.scalars(insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True), rows).all()
     return list(ids)
 
 
@@ -293,7 +291,7 @@ def _record_failure(session: Session, journal_id: int, exc: Exception) -> Ingest
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff for journal replays: 30 s, 1 min, 2 min ... capped at 1 h."""
-    return min(DEFER_DELAY * (2 ** max(attempts - 1, 0)), timedelta(hours=1))
+    return min(DEFER_DELAY * (1 << min(max(attempts - 1, 0), 16)), timedelta(hours=1))
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -344,21 +342,16 @@ class _Batch:
 
     def run(self, items: Sequence[Ingestible], journal_ids: Sequence[int]) -> list[IngestResult]:
         results: list[IngestResult | None] = [None] * len(items)
-        events = [
-            (i, item, journal_ids[i]) for i, item in enumerate(items) if isinstance(item, ChannelEvent)
-        ]
+        events = [(i, item, journal_ids[i]) for i, item in enumerate(items) if isinstance(item, ChannelEvent)]
         updates: list[tuple[int | None, InteractionUpdate, int]] = [
-            (i, item, journal_ids[i])
-            for i, item in enumerate(items)
-            if isinstance(item, InteractionUpdate)
+            (i, item, journal_ids[i]) for i, item in enumerate(items) if isinstance(item, InteractionUpdate)
         ]
         if events:
             for index, result in self._events(events).items():
                 results[index] = result
         # Updates an event implies (a bounce failing the message it reports on)
         # are applied after the events, so they can name one from this batch.
-        for i, item, journal_id in events:
-            assert isinstance(item, ChannelEvent)
+        for _, item, journal_id in events:
             updates.extend((None, u, journal_id) for u in item.updates)
         if updates:
             for index, result in self._updates(updates).items():
@@ -377,12 +370,11 @@ class _Batch:
 
     # -- events ---------------------------------------------------------------
 
-    def _events(self, events: list[tuple[int, Ingestible, int]]) -> dict[int, IngestResult]:
+    def _events(self, events: list[tuple[int, ChannelEvent, int]]) -> dict[int, IngestResult]:
         results: dict[int, IngestResult] = {}
         pending: list[_Pending] = []
         first_seen: dict[tuple[str, str], int] = {}
         for index, item, journal_id in events:
-            assert isinstance(item, ChannelEvent)
             _check_event(item)
             key = (item.channel.value, item.external_id)
             if key in first_seen:
@@ -434,9 +426,7 @@ class _Batch:
             if r.duplicate
         ]
         if duplicates:
-            self.session.execute(
-                update(JournalEntry).execution_options(synchronize_session=False), duplicates
-            )
+            self.session.execute(update(JournalEntry).execution_options(synchronize_session=False), duplicates)
         return results
 
     def _address_of(self, event: ChannelEvent) -> tuple[NormalisedAddress, list[str]]:
@@ -463,13 +453,13 @@ class _Batch:
         found = self._identities(keys)
         missing = [k for k in keys if k not in found]
         if missing:
-            by_key = {(p.address.kind.value, p.address.value): p.address for p in pending}
+            # The first event of a batch names a new customer, as it would one by one.
+            by_key: dict[tuple[str, str], NormalisedAddress] = {}
+            for p in pending:
+                by_key.setdefault((p.address.kind.value, p.address.value), p.address)
             customer_ids = self.session.scalars(
                 insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
-                [
-                    {"display_name": display_name_for(by_key[k])[:200], "created_at": self.now}
-                    for k in missing
-                ],
+                [{"display_name": display_name_for(by_key[k])[:200], "created_at": self.now} for k in missing],
             ).all()
             _insert_ignoring_conflicts(
                 self.session,
@@ -488,9 +478,7 @@ class _Batch:
             found.update(self._identities(missing))
             # A concurrent writer created some of these identities first; the
             # customers made for them here are orphans.
-            orphans = [
-                cid for k, cid in zip(missing, customer_ids, strict=True) if found[k][1] != cid
-            ]
+            orphans = [cid for k, cid in zip(missing, customer_ids, strict=True) if found[k][1] != cid]
             if orphans:
                 self.session.execute(delete(Customer).where(Customer.id.in_(orphans)))
         for p in pending:
@@ -656,11 +644,9 @@ class _Batch:
             for c, conversation_id in zip(new, ids, strict=True):
                 c.id = conversation_id
                 c.changed = False
-        changed = {c.id: c for c in conversations.values() if c.changed and not c.is_new}
-        for p in fresh:
-            c = p.conversation
-            if c is not None and c.changed and not c.is_new:
-                changed[c.id] = c
+        # Every existing conversation an event chose passed through state_for()
+        # or the open-conversation lookup, so it is in ``conversations``.
+        changed = [c for c in conversations.values() if c.changed and not c.is_new]
         if changed:
             self.session.execute(
                 update(Conversation).execution_options(synchronize_session=False),
@@ -671,7 +657,7 @@ class _Batch:
                         "last_activity_at": c.last_activity_at,
                         "closed_at": None if c.status != ConversationStatus.CLOSED else self.now,
                     }
-                    for c in changed.values()
+                    for c in changed
                 ],
             )
 
@@ -702,7 +688,8 @@ class _Batch:
                 )
             )
             for channel, external_id, conversation_id in rows:
-                found[(channel, external_id)] = conversation_id
+                if conversation_id is not None:
+                    found[(channel, external_id)] = conversation_id
         return found
 
     def _session_conversations(self, fresh: list[_Pending]) -> dict[tuple[str, str], int]:
@@ -718,7 +705,8 @@ class _Batch:
                 .order_by(Interaction.id)
             )
             for channel, session_key, conversation_id in rows:
-                found[(channel, session_key)] = conversation_id
+                if session_key is not None and conversation_id is not None:
+                    found[(channel, session_key)] = conversation_id
         return found
 
     def _open_conversations(self, customer_ids: set[int]) -> dict[int, _ConversationState]:
@@ -749,7 +737,7 @@ class _Batch:
     def _append(self, fresh: list[_Pending]) -> list[int]:
         if not fresh:
             return []
-        rows = []
+        rows: list[dict[str, Any]] = []
         for p in fresh:
             event = p.event
             html = sanitise_html(event.html)
@@ -789,9 +777,7 @@ class _Batch:
                 insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True), rows
             ).all()
         )
-        self._attach(
-            [(interaction_id, p.event.attachments) for p, interaction_id in zip(fresh, ids, strict=True)]
-        )
+        self._attach([(interaction_id, p.event.attachments) for p, interaction_id in zip(fresh, ids, strict=True)])
         self._index(
             [
                 IndexDocument(interaction_id, row["subject"], row["text"])
@@ -843,22 +829,19 @@ class _Batch:
 
     # -- updates --------------------------------------------------------------
 
-    def _updates(
-        self, updates: list[tuple[int | None, InteractionUpdate, int]]
-    ) -> dict[int, IngestResult]:
+    def _updates(self, updates: list[tuple[int | None, InteractionUpdate, int]]) -> dict[int, IngestResult]:
         results: dict[int, IngestResult] = {}
-        for index, item, _journal_id in updates:
+        for _, item, _ in updates:
             _check_update(item)
         keys = sorted({(u.channel.value, u.update_id) for _, u, _ in updates})
         applied: set[tuple[str, str]] = set()
         for chunk in _chunks(keys):
-            applied.update(
-                self.session.execute(
-                    select(AppliedUpdate.channel, AppliedUpdate.update_id).where(
-                        tuple_(AppliedUpdate.channel, AppliedUpdate.update_id).in_(chunk)
-                    )
-                ).tuples()
+            rows = self.session.execute(
+                select(AppliedUpdate.channel, AppliedUpdate.update_id).where(
+                    tuple_(AppliedUpdate.channel, AppliedUpdate.update_id).in_(chunk)
+                )
             )
+            applied.update((channel, update_id) for channel, update_id in rows)
         targets = self._update_targets(updates)
         journal_changes: list[dict[str, Any]] = []
         for index, item, journal_id in updates:
@@ -872,7 +855,11 @@ class _Batch:
                         duplicate=True,
                     )
                     journal_changes.append(
-                        {"id": journal_id, "status": JournalStatus.DUPLICATE, "interaction_id": target.id if target else None}
+                        {
+                            "id": journal_id,
+                            "status": JournalStatus.DUPLICATE,
+                            "interaction_id": target.id if target else None,
+                        }
                     )
                 continue
             if target is None:
@@ -902,11 +889,11 @@ class _Batch:
                     customer_id=target.customer_id,
                     conversation_id=target.conversation_id,
                 )
-                journal_changes.append({"id": journal_id, "status": JournalStatus.PROCESSED, "interaction_id": target.id})
+                journal_changes.append(
+                    {"id": journal_id, "status": JournalStatus.PROCESSED, "interaction_id": target.id}
+                )
         for change in journal_changes:
-            self.session.execute(
-                update(JournalEntry).where(JournalEntry.id == change.pop("id")).values(**change)
-            )
+            self.session.execute(update(JournalEntry).where(JournalEntry.id == change.pop("id")).values(**change))
         return results
 
     def _update_targets(
@@ -991,4 +978,3 @@ def _conversation_subject(event: ChannelEvent) -> str:
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Provider metadata as stored: JSON-safe, unknown types as strings."""
     return dict(json.loads(json.dumps(dict(metadata), default=str)))
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -72,7 +72,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
 
 
 class ConversationStatus(enum.StrEnum):
@@ -112,13 +112,9 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Set when this customer was merged into another: a redirect, kept so old
     #: links and API ids keep working and so the merge can be undone.
-    merged_into_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customer.id"), index=True, default=None
-    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True, default=None)
 
-    identities: Mapped[list[Identity]] = relationship(
-        back_populates="customer", order_by="Identity.id"
-    )
+    identities: Mapped[list[Identity]] = relationship(back_populates="customer", order_by="Identity.id")
 
 
 class Identity(Base):
@@ -229,9 +225,7 @@ class AttachmentRecord(Base):
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str | None] = mapped_column(
-        ForeignKey("attachment_blob.sha256"), index=True, default=None
-    )
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("attachment_blob.sha256"), index=True, default=None)
     url: Mapped[str | None] = mapped_column(Text, default=None)
     content_id: Mapped[str | None] = mapped_column(String(255), default=None)
     inline: Mapped[bool] = mapped_column(Boolean, default=False)

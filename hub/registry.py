@@ -10,9 +10,8 @@ only way the two meet.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from threading import Event
 from typing import TYPE_CHECKING, Any, Protocol
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database
+from hub.db import Database, affected
 from hub.events import (
     Channel,
     ChannelEvent,
@@ -116,8 +116,9 @@ def queue_reply(
         recipients=(Party(address=customer_address),),
         subject=subject if channel is Channel.EMAIL else "",
         text=text,
-        raw=json.dumps({"reply": {"conversation_id": conversation_id, "channel": channel.value,
-                                  "text": text, "subject": subject}}).encode(),  # fmt: skip
+        raw=json.dumps(
+            {"reply": {"conversation_id": conversation_id, "channel": channel.value, "text": text, "subject": subject}}
+        ).encode(),
         raw_content_type="application/json",
         delivery_status=DeliveryStatus.QUEUED,
         conversation_id=conversation_id,
@@ -174,22 +175,25 @@ def deliver(database: Database, senders: Mapping[Channel, Sender], interaction_i
     with database.write() as session:
         # Claim it: the row's next attempt moves past the lease, so a worker
         # and a request never both send the same reply.
-        claimed = session.execute(
-            update(OutboundDelivery)
-            .where(
-                OutboundDelivery.interaction_id == interaction_id,
-                OutboundDelivery.done.is_(False),
-                OutboundDelivery.next_attempt_at <= now,
+        claimed = affected(
+            session.execute(
+                update(OutboundDelivery)
+                .where(
+                    OutboundDelivery.interaction_id == interaction_id,
+                    OutboundDelivery.done.is_(False),
+                    OutboundDelivery.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=now + CLAIM_LEASE, attempts=OutboundDelivery.attempts + 1)
             )
-            .values(next_attempt_at=now + CLAIM_LEASE, attempts=OutboundDelivery.attempts + 1)
-        ).rowcount
+        )
         if not claimed:
             return None
         interaction = session.get(Interaction, interaction_id)
         assert interaction is not None
-        attempts = session.scalar(
-            select(OutboundDelivery.attempts).where(OutboundDelivery.interaction_id == interaction_id)
-        ) or 1
+        attempts = (
+            session.scalar(select(OutboundDelivery.attempts).where(OutboundDelivery.interaction_id == interaction_id))
+            or 1
+        )
         message = _message_for(session, interaction)
     sender = senders.get(message.channel)
     try:
@@ -225,15 +229,16 @@ def deliver(database: Database, senders: Mapping[Channel, Sender], interaction_i
     return DeliveryOutcome(interaction_id, result.status)
 
 
-def _record_failure(
-    database: Database, message: OutboundMessage, attempts: int, exc: SendError
-) -> DeliveryOutcome:
+def _record_failure(database: Database, message: OutboundMessage, attempts: int, exc: SendError) -> DeliveryOutcome:
     final = exc.permanent or attempts >= MAX_ATTEMPTS
     log.warning(
         "reply %d on %s failed (attempt %d, %s): %s",
-        message.interaction_id, message.channel.value, attempts,
-        "giving up" if final else "will retry", exc.message,
-    )  # fmt: skip
+        message.interaction_id,
+        message.channel.value,
+        attempts,
+        "giving up" if final else "will retry",
+        exc.message,
+    )
     with database.write() as session:
         values: dict[str, object] = {"last_error": f"{exc.code or ''} {exc.message}".strip()}
         if final:

@@ -30,14 +30,10 @@ from hub.search import (
 )
 
 
-
 def document(table: str = "") -> str:
     """The indexed expression; queries must repeat it exactly to use the index."""
     prefix = f"{table}." if table else ""
-    return (
-        f"to_tsvector('simple', coalesce({prefix}subject, '') || ' ' || "
-        f"coalesce({prefix}text, ''))"
-    )
+    return f"to_tsvector('simple', coalesce({prefix}subject, '') || ' ' || coalesce({prefix}text, ''))"
 
 
 INDEX_NAME = "ix_interaction_search"
@@ -142,9 +138,7 @@ class PostgresFts:
         return int(total)
 
     def health(self, session: Session) -> dict[str, object]:
-        present = session.execute(
-            text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": INDEX_NAME}
-        ).first()
+        present = session.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": INDEX_NAME}).first()
         return {
             "backend": self.name,
             "ok": present is not None,

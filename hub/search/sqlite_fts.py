@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from hub.db import affected
 from hub.models import UTCDateTime
 from hub.pagination import decode_cursor, encode_cursor
 from hub.search import (
@@ -150,21 +151,20 @@ class SqliteFts:
             progress(0, total)
         while True:
             batch_last = session.execute(
-                text(
-                    "SELECT max(id) FROM (SELECT id FROM interaction WHERE id > :last "
-                    "ORDER BY id LIMIT :n)"
-                ),
+                text("SELECT max(id) FROM (SELECT id FROM interaction WHERE id > :last ORDER BY id LIMIT :n)"),
                 {"last": last_id, "n": REBUILD_BATCH},
             ).scalar_one()
             if batch_last is None:
                 break
-            count = session.execute(
-                text(
-                    f"INSERT INTO {FTS_TABLE}(rowid, subject, text) "
-                    "SELECT id, subject, text FROM interaction WHERE id > :last AND id <= :upto"
-                ),
-                {"last": last_id, "upto": batch_last},
-            ).rowcount
+            count = affected(
+                session.execute(
+                    text(
+                        f"INSERT INTO {FTS_TABLE}(rowid, subject, text) "
+                        "SELECT id, subject, text FROM interaction WHERE id > :last AND id <= :upto"
+                    ),
+                    {"last": last_id, "upto": batch_last},
+                )
+            )
             done += count
             last_id = batch_last
             if progress:
@@ -173,9 +173,7 @@ class SqliteFts:
 
     def health(self, session: Session) -> dict[str, object]:
         try:
-            session.execute(
-                text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
-            )
+            session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"))
             ok, problem = True, None
         except Exception as exc:  # FTS5 reports corruption as a generic error
             ok, problem = False, str(exc)

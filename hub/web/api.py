@@ -274,7 +274,7 @@ def get_conversation(conversation_id: int) -> ResponseReturnValue:
 def add_identity(customer_id: int) -> ResponseReturnValue:
     data = _json_body()
     try:
-        kind = IdentityKind(data.get("kind"))
+        kind = IdentityKind(str(data.get("kind")))
     except ValueError:
         raise ApiError(400, "kind", f"must be one of {', '.join(k.value for k in IdentityKind)}") from None
     value = data.get("value")
@@ -338,7 +338,7 @@ def post_reply(conversation_id: int) -> ResponseReturnValue:
     """An agent's reply on any channel; sent after it is on the timeline."""
     data = _json_body()
     try:
-        channel = Channel(data.get("channel"))
+        channel = Channel(str(data.get("channel")))
     except ValueError:
         raise ApiError(400, "channel", f"must be one of {', '.join(c.value for c in Channel)}") from None
     text, subject = data.get("text"), data.get("subject")

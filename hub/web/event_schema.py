@@ -72,9 +72,7 @@ def _party(value: Any, path: str) -> Party:
         try:
             kind = IdentityKind(value["kind"])
         except ValueError:
-            raise FieldError(
-                f"{path}.kind", f"must be one of {', '.join(k.value for k in IdentityKind)}"
-            ) from None
+            raise FieldError(f"{path}.kind", f"must be one of {', '.join(k.value for k in IdentityKind)}") from None
     return Party(address=address, name=name, kind=kind)
 
 

@@ -75,9 +75,7 @@ def customer_list() -> ResponseReturnValue:
         if q:
             pattern = f"%{q.lower()}%"
             matching = select(Identity.customer_id).where(func.lower(Identity.value).like(pattern))
-            query = query.where(
-                func.lower(Customer.display_name).like(pattern) | Customer.id.in_(matching)
-            )
+            query = query.where(func.lower(Customer.display_name).like(pattern) | Customer.id.in_(matching))
         if after:
             query = query.where(Customer.id > after)
         rows = db.execute(query).all()

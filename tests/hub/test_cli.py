@@ -1,0 +1,58 @@
+"""The `corridor` command as an operator uses it."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.cli import ScriptInfo
+
+from hub.cli import cli
+from hub.events import Channel
+from hub.ingest import ingest_many
+from hub.runtime import Runtime
+from tests.hub.events import event
+
+
+def corridor(app: Flask, *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: app), catch_exceptions=False)
+
+
+def test_user_create_prints_a_working_token(app: Flask) -> None:
+    result = corridor(app, "user", "create", "Lee@Example.com", "--role", "supervisor", "--name", "Lee")
+    assert result.exit_code == 0, result.output
+    assert "created supervisor lee@example.com" in result.output
+    token = result.output.split("API token: ")[1].strip()
+    me = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json["role"] == "supervisor"
+    again = corridor(app, "user", "create", "lee@example.com")
+    assert again.exit_code != 0
+    assert "exists already" in again.output
+
+
+def test_search_reindex_rebuilds_the_index_with_progress(app: Flask, runtime: Runtime) -> None:
+    with runtime.database.write() as session:
+        ingest_many(session, [event(Channel.SMS, "+14155550100", hours=h, text=f"toaster {h}") for h in range(30)],
+                    source="test")  # fmt: skip
+    result = corridor(app, "search", "reindex")
+    assert result.exit_code == 0, result.output
+    assert "indexing interactions" in result.output
+    assert "indexed 30 interactions" in result.output
+    hits = app.test_client()
+    from hub.models import Role
+    from tests.conftest import make_agent
+
+    token = make_agent(runtime, Role.AGENT)
+    found = hits.get("/api/search?q=toaster&limit=100", headers={"Authorization": f"Bearer {token}"}).json["hits"]
+    assert len(found) == 30  # nothing lost, nothing doubled
+    check = corridor(app, "search", "check")
+    assert check.exit_code == 0
+    assert "ok=True" in check.output
+
+
+def test_journal_list_shows_failures(app: Flask, runtime: Runtime) -> None:
+    with runtime.database.write() as session:
+        ingest_many(session, [event(Channel.SMS, "+14155550100", external_id="y" * 1200)], source="test")
+    result = corridor(app, "journal", "list")
+    assert "external_id" in result.output
+    replayed = corridor(app, "journal", "replay", "--id", "1")
+    assert "no parser for source 'test'" in replayed.output

@@ -1,0 +1,179 @@
+"""POST /api/events: the generic channel, as a system pushing events sees it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from hub.models import Conversation, Customer, Interaction, JournalEntry, JournalStatus
+from hub.runtime import Runtime
+from tests.hub.events import event_json
+
+
+def count(runtime: Runtime, model: type) -> int:
+    with runtime.database.read() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_an_event_lands_on_the_customers_timeline(client: FlaskClient, auth: dict[str, str]) -> None:
+    response = client.post("/api/events", json=event_json(), headers=auth)
+    assert response.status_code == 201
+    customer_id = response.json["customer_id"]
+
+    timeline = client.get(f"/api/customers/{customer_id}/timeline", headers=auth).json
+    [interaction] = timeline["interactions"]
+    assert interaction["channel"] == "email"
+    assert interaction["text"].startswith("Hello, my order 48213")
+    assert interaction["conversation_id"] == response.json["conversation_id"]
+
+
+def test_the_same_event_posted_three_times_concurrently_is_one_interaction(
+    app: Flask, runtime: Runtime, auth: dict[str, str]
+) -> None:
+    body = event_json()
+    barrier = threading.Barrier(3)
+    statuses: list[int] = []
+
+    def post() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.post("/api/events", json=body, headers=auth).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200, 200, 201]
+    assert count(runtime, Interaction) == 1
+    assert count(runtime, Customer) == 1
+    assert count(runtime, Conversation) == 1
+    # Every delivery is journaled, the repeats as duplicates.
+    with runtime.database.read() as session:
+        journal = session.scalars(select(JournalEntry.status).order_by(JournalEntry.id)).all()
+    assert sorted(journal) == ["duplicate", "duplicate", "processed"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"channel": "fax"}, "channel"),
+        ({"external_id": ""}, "external_id"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": "2026-11-02T09:00:00"}, "occurred_at"),
+        ({"direction": "sideways"}, "direction"),
+        ({"from": {"name": "No Address"}}, "from.address"),
+        ({"from": None}, "from"),
+        ({"to": [{"address": 42}]}, "to[0].address"),
+        ({"attachments": [{"filename": "a.pdf", "content_base64": "***"}]}, "attachments[0].content_base64"),
+        ({"thread_refs": "abc"}, "thread_refs"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_a_malformed_event_gets_400_naming_the_field(
+    client: FlaskClient, runtime: Runtime, auth: dict[str, str], change: dict[str, object], field: str
+) -> None:
+    response = client.post("/api/events", json=event_json(**change), headers=auth)
+    assert response.status_code == 400
+    assert response.json["error"]["field"] == field
+    assert count(runtime, JournalEntry) == 0  # nothing half-written
+
+
+def test_not_json_gets_400_or_415(client: FlaskClient, auth: dict[str, str]) -> None:
+    broken = client.post("/api/events", data=b"{not json", headers={**auth, "Content-Type": "application/json"})
+    assert broken.status_code == 400
+    assert broken.json["error"]["field"] == "body"
+    wrong_type = client.post("/api/events", data=b"channel=email", headers={**auth, "Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+
+
+def test_an_over_limit_body_gets_413(make_app: object, auth: dict[str, str]) -> None:
+    app = make_app(app={"max_body_bytes": 4096})  # type: ignore[operator]
+    client = app.test_client()
+    from hub.models import Role
+    from tests.conftest import make_agent
+
+    token = make_agent(app.extensions["corridor"], Role.AGENT, email="small@corridor.test")
+    body = event_json(text="x" * 5000)
+    response = client.post("/api/events", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 413
+    assert response.json["error"]["field"] == "body"
+
+
+def test_a_failure_in_the_middle_of_the_pipeline_leaves_nothing_half_written(
+    client: FlaskClient, runtime: Runtime, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The search index is written after the customer, conversation and
+    # interaction rows: failing there must take all of them back.
+    def broken_index(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runtime.search, "index", broken_index)
+    response = client.post("/api/events", json=event_json(), headers=auth)
+
+    assert response.status_code == 202  # accepted: journaled with its error, not lost
+    assert "disk full" in response.json["error"]
+    assert count(runtime, Interaction) == 0
+    assert count(runtime, Customer) == 0
+    assert count(runtime, Conversation) == 0
+    with runtime.database.read() as session:
+        entry = session.scalars(select(JournalEntry)).one()
+    assert entry.status == JournalStatus.FAILED
+    assert "disk full" in (entry.error or "")
+
+    # Once the fault is gone, replaying the journal completes the event.
+    monkeypatch.undo()
+    from hub.journal import replay
+
+    [outcome] = replay(runtime.database, runtime.registry, [entry.id])
+    assert outcome.ok
+    assert count(runtime, Interaction) == 1
+    with runtime.database.read() as session:
+        assert session.get(JournalEntry, entry.id).status == JournalStatus.PROCESSED  # type: ignore[union-attr]
+
+
+def test_one_bad_event_in_a_batch_does_not_take_the_others_down(runtime: Runtime) -> None:
+    from hub.ingest import ingest_many
+    from tests.hub.events import event
+
+    good = [event(sender=f"c{i}@example.com") for i in range(3)]
+    bad = event(sender="d@example.com", external_id="x" * 999)  # over the limit
+    with runtime.database.write() as session:
+        results = ingest_many(session, [good[0], bad, good[1], good[2]], source="test")
+    assert [r.error is None for r in results] == [True, False, True, True]
+    assert "external_id" in (results[1].error or "")
+    assert count(runtime, Interaction) == 3
+    assert count(runtime, JournalEntry) == 4
+
+
+def test_api_needs_a_token_and_a_role(client: FlaskClient, runtime: Runtime) -> None:
+    assert client.post("/api/events", json=event_json()).status_code == 401
+    bad = client.post("/api/events", json=event_json(), headers={"Authorization": "Bearer cor_nonsense"})
+    assert bad.status_code == 401
+    from hub.models import Role
+    from tests.conftest import make_agent
+
+    agent = make_agent(runtime, Role.AGENT)
+    headers = {"Authorization": f"Bearer {agent}"}
+    assert client.post("/api/events", json=event_json(), headers=headers).status_code == 201
+    forbidden = client.post("/api/customers/1/merge", json={"source_id": 1}, headers=headers)
+    assert forbidden.status_code == 403
+    assert "customers.merge" in forbidden.json["error"]["message"]
+
+
+def test_html_is_sanitised_before_it_is_stored(client: FlaskClient, auth: dict[str, str]) -> None:
+    html = '<p onclick="steal()">Hi <b>there</b></p><script>alert(1)</script><a href="javascript:x()">x</a>'
+    response = client.post("/api/events", json=event_json(html=html, text=""), headers=auth)
+    interaction = client.get(f"/api/customers/{response.json['customer_id']}/timeline", headers=auth).json[
+        "interactions"
+    ][0]
+    assert "<script" not in interaction["html"]
+    assert "onclick" not in interaction["html"]
+    assert "javascript:" not in interaction["html"]
+    assert "<b>there</b>" in interaction["html"]
+    assert "Hi there" in interaction["text"]  # text derived from the HTML when none was given

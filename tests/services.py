@@ -1,0 +1,836 @@
+"""Real services the test suite starts for itself: PostgreSQL, Dovecot, SMTP.
+
+Loaded as a pytest plugin (``pytest_plugins = ["tests.services"]`` in the
+top-level conftest). Every service runs privately on a free loopback port with
+its state in a temporary directory, so tests never touch (or depend on) a
+system-wide server, and two test runs on one machine do not collide.
+
+When a service cannot run here, :func:`require` skips the test on a
+developer's machine but fails it under CI (``CI=true``): a green CI run must
+mean every test really ran against the real thing.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+from imapclient import IMAPClient
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
+#: Upper bound for any single wait on a service (start, stop, readiness).
+#: Generous because CI machines are shared; a healthy service needs far less.
+SERVICE_TIMEOUT = 30.0
+
+#: How many lines of a service's log to put in an error message.
+LOG_TAIL_LINES = 40
+
+
+def require(service: str, reason: str) -> NoReturn:
+    """Give up on a test because ``service`` is unavailable.
+
+    Skips the test normally; fails it when ``CI=true``, because under CI a
+    missing service is a broken setup, never a reason to silently skip.
+    """
+    message = f"{service} unavailable: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Another process may take it before the caller binds it; starters that use
+    this retry on "address in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_is_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file, for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        return f"(no log at {path}: {error})"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(tail) if tail else f"(log {path} is empty)"
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited.
+
+    A daemon is reparented to PID 1; in a container PID 1 may not reap it, so a
+    zombie counts as gone (it holds no sockets and no files).
+    """
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # The state field follows the parenthesised command name, which may itself
+    # contain spaces or parentheses: split after the last ")".
+    state = status.rsplit(")", 1)[1].split()[0]
+    return state in {"Z", "X"}
+
+
+# PostgreSQL -------------------------------------------------------------------
+
+
+def _postgres_bindir() -> Path | None:
+    """The newest PostgreSQL server binaries on this machine, if any."""
+
+    def major(bindir: Path) -> float:
+        try:
+            return float(bindir.parent.name)
+        except ValueError:
+            return -1.0
+
+    def has_server(bindir: Path) -> bool:
+        return (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file()
+
+    # Debian keeps each major version under /usr/lib/postgresql/N/bin and
+    # puts only client wrappers on PATH, so look there first.
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=major, reverse=True):
+        if has_server(candidate):
+            return candidate
+    pg_config = shutil.which("pg_config")
+    if pg_config is not None:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (subprocess.SubprocessError, OSError):
+            return None
+        if has_server(Path(out)):
+            return Path(out)
+    return None
+
+
+def _admin_connection(url: URL, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit psycopg connection for CREATE/DROP DATABASE on ``url``'s server."""
+    return psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=dbname or url.database or "postgres",
+        autocommit=True,
+        connect_timeout=10,
+    )
+
+
+def fresh_postgres_database(base_url: str, name: str) -> str:
+    """(Re)create an empty database ``name`` on ``base_url``'s server.
+
+    Returns its SQLAlchemy URL. Any existing database of that name is dropped
+    first, together with its open connections, so a test always starts from an
+    empty schema (migration tests in particular).
+    """
+    url = make_url(base_url)
+    if name == url.database:
+        raise ValueError(f"refusing to recreate the base database {name!r}; pick another name")
+    # Connect to the base database, not "postgres": a server given through
+    # HUB_TEST_POSTGRES_URL may not let us into its maintenance database.
+    with _admin_connection(url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+class PostgresCluster:
+    """A private, throw-away PostgreSQL cluster on a free loopback port.
+
+    Durability is switched off (fsync, synchronous_commit, full_page_writes):
+    the data dies with the test run anyway, and it makes DDL-heavy tests fast.
+    """
+
+    DATABASE = "corridor_test"
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="corridor-pg-"))
+        self.datadir = self.root / "data"
+        self.logfile = self.root / "postgres.log"
+        self.port = 0
+        # initdb refuses to run as root, so as root everything runs as the
+        # postgres OS user, which must then own the directory.
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                self._cleanup_dir()
+                require("postgresql", "running as root and there is no 'postgres' OS user for initdb")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the ``corridor_test`` database."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.DATABASE}"
+
+    def _run(self, args: list[str], what: str) -> None:
+        result = subprocess.run(
+            [*self._as_user, *args],
+            capture_output=True,
+            text=True,
+            timeout=SERVICE_TIMEOUT * 2,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}\n"
+                f"--- {self.logfile} ---\n{log_tail(self.logfile)}"
+            )
+
+    def start(self) -> None:
+        """initdb, start the server, create ``corridor_test``."""
+        self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D", str(self.datadir),
+                "-U", "postgres",
+                "--auth=trust",
+                "-E", "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            "initdb",
+        )  # fmt: skip
+        # The port is free when picked but may be taken before the postmaster
+        # binds it; a few attempts make that race harmless.
+        last_error: RuntimeError | None = None
+        for _attempt in range(5):
+            self.port = free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            try:
+                self._run(
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "-D", str(self.datadir),
+                        "-l", str(self.logfile),
+                        "-w", "-t", str(int(SERVICE_TIMEOUT)),
+                        "-o", options,
+                        "start",
+                    ],
+                    "pg_ctl start",
+                )  # fmt: skip
+            except RuntimeError as error:
+                last_error = error
+                if "already in use" in log_tail(self.logfile):
+                    continue
+                raise
+            break
+        else:
+            assert last_error is not None
+            raise last_error
+        with _admin_connection(make_url(self.url), "postgres") as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.DATABASE)))
+
+    def stop(self) -> None:
+        """Stop the server at once (no checkpoint: the data is thrown away) and delete it."""
+        if self.port and (self.datadir / "postmaster.pid").exists():
+            try:
+                self._run(
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ],
+                    "pg_ctl stop",
+                )
+            finally:
+                self._cleanup_dir()
+        else:
+            self._cleanup_dir()
+
+    def _cleanup_dir(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _normalise_postgres_url(raw: str) -> str:
+    """Accept libpq-style URLs in HUB_TEST_POSTGRES_URL; the app needs psycopg 3's dialect."""
+    url = make_url(raw)
+    if url.drivername in {"postgres", "postgresql"}:
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of an empty-at-start PostgreSQL database for this session.
+
+    ``HUB_TEST_POSTGRES_URL`` names an existing server's database to use
+    instead; otherwise a private cluster is started and removed at the end.
+    """
+    given = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if given:
+        url = _normalise_postgres_url(given)
+        try:
+            with _admin_connection(make_url(url)) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as error:
+            require("postgresql", f"HUB_TEST_POSTGRES_URL={given!r} does not answer: {error}")
+        yield url
+        return
+
+    bindir = _postgres_bindir()
+    if bindir is None:
+        require(
+            "postgresql",
+            "no server binaries under /usr/lib/postgresql/*/bin or from pg_config (apt-get install postgresql)",
+        )
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+    except (RuntimeError, OSError, psycopg.Error, subprocess.SubprocessError) as error:
+        cluster.stop()
+        require("postgresql", f"could not start a private cluster: {error}")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+# Dovecot (IMAP) ---------------------------------------------------------------
+
+DOVECOT_BINARY = "/usr/sbin/dovecot"
+
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+
+
+class _PortTakenError(RuntimeError):
+    """Dovecot could not bind its IMAP port."""
+
+
+def _mailbox_dirname(folder: str) -> str:
+    """Maildir++ directory of ``folder`` relative to the Maildir root.
+
+    INBOX is the root itself; other folders are ``.Name`` with the
+    hierarchy separator ``.`` (Dovecot's default for maildir). Only plain
+    ASCII names are supported: others would need modified UTF-7.
+    """
+    if folder.upper() == "INBOX":
+        return "."
+    if not folder.isascii() or "/" in folder or "&" in folder:
+        raise ValueError(f"unsupported folder name for direct maildir access: {folder!r}")
+    return f".{folder}"
+
+
+class Dovecot:
+    """A private Dovecot 2.3 IMAP server on a free loopback port.
+
+    Its configuration, sockets, logs and mail live in one temporary
+    directory. :meth:`stop` and :meth:`start` keep the port and the mail
+    store, so a test can take the server down in the middle of a sync and
+    bring it back.
+    """
+
+    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+        if not Path(DOVECOT_BINARY).is_file():
+            require("dovecot", "apt-get install dovecot-imapd")
+        self.root = root or Path(tempfile.mkdtemp(prefix="corridor-dovecot-"))
+        self._owns_root = root is None
+        self.base_dir = self.root / "run"
+        self.state_dir = self.root / "state"
+        self.mail_dir = self.root / "mail"
+        self.log_path = self.root / "dovecot.log"
+        self.startup_output = self.root / "dovecot.startup"
+        self.users_file = self.root / "users"
+        self.config_path = self.root / "dovecot.conf"
+        self._host = "127.0.0.1"
+        self._port = port or free_port()
+        self._may_move_port = port is None
+        self._pid: int | None = None
+        self._write_config()
+
+    # -- configuration -----------------------------------------------------
+
+    def _write_config(self) -> None:
+        for directory in (self.base_dir, self.state_dir, self.mail_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.users_file.touch()
+        if os.geteuid() == 0:
+            # Mail processes drop to nobody/nogroup; login and auth processes
+            # run as Dovecot's own users. All of them must reach into the
+            # temp dir (mkdtemp makes it 0700) and read the users file.
+            mail_user, mail_group = "nobody", "nogroup"
+            self.root.chmod(0o755)
+            self.users_file.chmod(0o644)
+            os.chown(self.mail_dir, pwd.getpwnam(mail_user).pw_uid, grp.getgrnam(mail_group).gr_gid)
+            process_users = ""
+        else:
+            # Unprivileged: every Dovecot process runs as us, and chroot (root
+            # only) is switched off for the login processes.
+            mail_user = pwd.getpwuid(os.getuid()).pw_name
+            mail_group = grp.getgrgid(os.getgid()).gr_name
+            process_users = (
+                f"default_internal_user = {mail_user}\n"
+                f"default_internal_group = {mail_group}\n"
+                f"default_login_user = {mail_user}\n"
+            )
+        chroot = "" if os.geteuid() == 0 else "  chroot =\n"
+        # A unique instance name keeps several servers on one machine apart
+        # in Dovecot's instance registry (and in `ps`).
+        instance = f"corridor-test-{uuid.uuid4().hex[:12]}"
+        config = f"""\
+# Written by tests/services.py for one test run; not a production config.
+instance_name = {instance}
+base_dir = {self.base_dir}
+state_dir = {self.state_dir}
+log_path = {self.log_path}
+info_log_path = {self.log_path}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# Dovecot holds back a failed login's answer for 2 s by default.
+auth_failure_delay = 0
+{process_users}
+mail_location = maildir:{self.mail_dir}/%u/Maildir
+# The mail store is thrown away after the test: durability is not wanted.
+mail_fsync = never
+namespace inbox {{
+  inbox = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.users_file}
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} home={self.mail_dir}/%u
+}}
+# Every failed login from an IP makes Dovecot delay that IP's next login
+# attempts by 2, 4, 8... s (the "auth penalty", tracked by anvil). Tests of
+# wrong credentials would then slow down every later login. The auth process
+# skips the penalty when it cannot connect to this socket, and mode 0 makes
+# sure it cannot. (A failed login still takes ~0.5 s: Dovecot answers
+# failures from a queue it checks twice a second.)
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service imap-login {{
+{chroot}  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self._port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+        self.config_path.write_text(config)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """Address the IMAP listener is bound to."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """Plain-text IMAP port; the same across :meth:`stop`/:meth:`start`."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        """Whether the master process is alive."""
+        return self._pid is not None and not _process_gone(self._pid)
+
+    def start(self) -> None:
+        """Start the server (again) and wait until it greets IMAP clients."""
+        if self.running:
+            return
+        # A port we picked ourselves may have been taken since; move to
+        # another one, but only before the first start: afterwards tests rely
+        # on the port staying the same.
+        for _attempt in range(5):
+            try:
+                self._start_once()
+            except _PortTakenError:
+                if not self._may_move_port:
+                    raise
+                self._port = free_port()
+                self._write_config()
+                continue
+            self._may_move_port = False
+            return
+        raise RuntimeError(f"no free port for dovecot after 5 attempts\n{self._diagnostics()}")
+
+    def _start_once(self) -> None:
+        pid_file = self.base_dir / "master.pid"
+        # A stale pid file (after a crash) whose pid got reused would make
+        # dovecot refuse to start, and us wait for the wrong process.
+        pid_file.unlink(missing_ok=True)
+        # Dovecot daemonizes and its background processes inherit our output
+        # descriptors: capturing them through a pipe would never see EOF and
+        # hang. A regular file has no such problem and keeps doveconf's
+        # startup errors (config mistakes) for the error message.
+        with self.startup_output.open("wb") as output:
+            result = subprocess.run(
+                [DOVECOT_BINARY, "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                timeout=SERVICE_TIMEOUT,
+                check=False,
+            )
+        if result.returncode != 0:
+            message = f"dovecot exited with {result.returncode}\n{self._diagnostics()}"
+            if "Address already in use" in log_tail(self.startup_output):
+                raise _PortTakenError(message)
+            raise RuntimeError(message)
+        if not _wait_until(pid_file.exists, SERVICE_TIMEOUT):
+            raise RuntimeError(f"dovecot wrote no {pid_file}\n{self._diagnostics()}")
+        self._pid = int(pid_file.read_text().strip())
+        if not _wait_until(self._greets, SERVICE_TIMEOUT, interval=0.01):
+            self.stop()
+            raise RuntimeError(f"dovecot did not answer on {self.host}:{self.port}\n{self._diagnostics()}")
+
+    def _greets(self) -> bool:
+        """Whether an IMAP greeting arrives: the listener is bound and a login process runs."""
+        if not self.running:
+            raise RuntimeError(f"dovecot died while starting\n{self._diagnostics()}")
+        try:
+            with socket.create_connection((self.host, self.port), timeout=2.0) as conn:
+                greeted = conn.recv(64).startswith(b"* OK")
+                if greeted:
+                    # Say goodbye so the log shows no "connection reset" noise.
+                    conn.sendall(b"a LOGOUT\r\n")
+                return greeted
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Terminate the server and all its processes; the mail store stays."""
+        pid = self._pid
+        if pid is None:
+            return
+        # SIGTERM to the master alone takes a full second (it waits for its
+        # children to wind down); the master is a session leader, so signal
+        # its whole process group and everything goes in milliseconds. Guard
+        # against ever signalling our own group.
+        try:
+            if os.getpgid(pid) == pid != os.getpgrp():
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if not _wait_until(lambda: _process_gone(pid), SERVICE_TIMEOUT):
+            raise RuntimeError(f"dovecot master {pid} survived SIGTERM\n{self._diagnostics()}")
+        if not _wait_until(lambda: not port_is_open(self.host, self.port), SERVICE_TIMEOUT):
+            raise RuntimeError(f"port {self.port} still open after dovecot stopped\n{self._diagnostics()}")
+        self._pid = None
+
+    def close(self) -> None:
+        """Stop the server and delete its directory (if this object made it)."""
+        try:
+            self.stop()
+        finally:
+            if self._owns_root:
+                shutil.rmtree(self.root, ignore_errors=True)
+
+    def _diagnostics(self) -> str:
+        startup = log_tail(self.startup_output) if self.startup_output.exists() else ""
+        return f"--- startup output ---\n{startup}\n--- {self.log_path} ---\n{log_tail(self.log_path)}"
+
+    # -- users and mail ---------------------------------------------------------
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create a mail account.
+
+        Dovecot re-reads the passwd-file when its size or mtime changes, so
+        the account works at once, also while the server runs.
+        """
+        for value in (name, password):
+            if not value or any(c in value for c in ":\n\r"):
+                raise ValueError(f"user names and passwords must be non-empty without ':' or newlines: {value!r}")
+        with self.users_file.open("a", encoding="utf-8") as users:
+            users.write(f"{name}:{{PLAIN}}{password}\n")
+
+    def client(self, user: str, password: str) -> IMAPClient:
+        """A logged-in IMAP client (plain text, 10 s timeout); the caller logs out."""
+        imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        try:
+            imap.login(user, password)
+        except Exception:
+            imap.shutdown()
+            raise
+        return imap
+
+    def append(self, user: str, password: str, folder: str, message: bytes) -> int:
+        """Put ``message`` into ``folder`` (created if missing); return its UID."""
+        imap = self.client(user, password)
+        try:
+            if folder.upper() != "INBOX" and not imap.folder_exists(folder):
+                imap.create_folder(folder)
+            response: bytes = imap.append(folder, message)
+        finally:
+            imap.logout()
+        match = _APPENDUID.search(response)
+        if match is None:
+            raise RuntimeError(f"APPEND answered without APPENDUID: {response!r}")
+        return int(match.group(2))
+
+    def uidvalidity(self, user: str, password: str, folder: str) -> int:
+        """The folder's current UIDVALIDITY, as a client sees it."""
+        imap = self.client(user, password)
+        try:
+            status = imap.folder_status(folder, [b"UIDVALIDITY"])
+        finally:
+            imap.logout()
+        return int(status[b"UIDVALIDITY"])
+
+    def reset_uidvalidity(self, user: str, password: str, folder: str) -> int:
+        """Make Dovecot give ``folder`` a new UIDVALIDITY; return it.
+
+        The messages stay (same files, same content) but get new UIDs, as when
+        a real server loses its index: Dovecot's maildir UID map lives in
+        ``dovecot-uidlist`` and its cache in ``dovecot.index*``; with both
+        gone it rescans the folder and assigns a fresh UIDVALIDITY. The server
+        is restarted for this (clients are disconnected) and left running.
+        """
+        old = self.uidvalidity(user, password, folder)
+        self.stop()
+        folder_dir = self.mail_dir / user / "Maildir" / _mailbox_dirname(folder)
+        for path in folder_dir.iterdir():
+            if path.name == "dovecot-uidlist" or path.name.startswith("dovecot.index"):
+                path.unlink()
+        self.start()
+        new = self.uidvalidity(user, password, folder)
+        if new == old:
+            raise RuntimeError(f"UIDVALIDITY of {folder!r} stayed {old} after dropping its uidlist")
+        return new
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A running, empty Dovecot for one test (it starts in milliseconds)."""
+    server = Dovecot()
+    try:
+        server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        server.close()
+        require("dovecot", str(error))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# SMTP -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message the test SMTP server accepted."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+class _RecordingHandler:
+    """aiosmtpd handler: records each message, or refuses it when told to."""
+
+    def __init__(self) -> None:
+        self.messages: list[ReceivedMessage] = []
+        self.refused = 0
+        self.refusal: str | None = None
+        self.refusals_left: int | None = None
+        # handle_DATA runs on the controller's event-loop thread; tests wait
+        # on the main thread.
+        self.changed = threading.Condition()
+
+    # aiosmtpd finds hooks by this exact name and passes all three positionally.
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
+        """Called by aiosmtpd at the end of DATA; the returned line is the reply."""
+        with self.changed:
+            if self.refusal is not None:
+                reply = self.refusal
+                self.refused += 1
+                if self.refusals_left is not None:
+                    self.refusals_left -= 1
+                    if self.refusals_left <= 0:
+                        self.refusal, self.refusals_left = None, None
+                self.changed.notify_all()
+                return reply
+            content = envelope.original_content or b""
+            self.messages.append(
+                ReceivedMessage(
+                    mail_from=envelope.mail_from or "",
+                    rcpt_tos=tuple(envelope.rcpt_tos),
+                    data=content,
+                )
+            )
+            self.changed.notify_all()
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpServer:
+    """An SMTP server on loopback that records what it receives."""
+
+    def __init__(self) -> None:
+        self._handler = _RecordingHandler()
+        self._controller: Controller | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+
+    def start(self) -> None:
+        """Listen on a free loopback port."""
+        # aiosmtpd 1.4's Controller cannot take port=0: after binding, it
+        # connects to self.port (still 0) to check it serves, and that fails.
+        # So pick a free port, and try again if someone took it meanwhile.
+        for _attempt in range(5):
+            port = free_port()
+            controller = Controller(self._handler, hostname=self._host, port=port, ready_timeout=SERVICE_TIMEOUT)
+            try:
+                controller.start()
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    continue
+                raise
+            self._controller, self._port = controller, port
+            return
+        raise RuntimeError("no free port for the SMTP server after 5 attempts")
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def host(self) -> str:
+        """Address to connect to."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """Port to connect to."""
+        return self._port
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """Messages accepted so far, oldest first (a copy)."""
+        with self._handler.changed:
+            return list(self._handler.messages)
+
+    @property
+    def refused(self) -> int:
+        """How many messages were refused so far."""
+        with self._handler.changed:
+            return self._handler.refused
+
+    def refuse(self, reply: str = "451 4.3.0 Temporary failure, try again later", count: int | None = None) -> None:
+        """Answer the end of DATA with ``reply`` instead of accepting.
+
+        ``count`` refusals, then accept again; ``None`` refuses until
+        :meth:`accept`. A 4xx reply is a temporary failure (the sender should
+        retry), a 5xx one permanent, e.g. ``"550 5.1.1 No such user"``.
+        """
+        if not re.fullmatch(r"[45]\d\d .+", reply):
+            raise ValueError(f"a refusal is a 4xx or 5xx reply line, not {reply!r}")
+        with self._handler.changed:
+            self._handler.refusal = reply
+            self._handler.refusals_left = count
+
+    def accept(self) -> None:
+        """Accept messages again."""
+        with self._handler.changed:
+            self._handler.refusal = None
+            self._handler.refusals_left = None
+
+    def clear(self) -> None:
+        """Forget the messages and refusals recorded so far."""
+        with self._handler.changed:
+            self._handler.messages.clear()
+            self._handler.refused = 0
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[ReceivedMessage]:
+        """Wait until at least ``n`` messages have arrived; return them all.
+
+        Raises ``TimeoutError`` naming how many did arrive.
+        """
+        with self._handler.changed:
+            arrived = self._handler.changed.wait_for(lambda: len(self._handler.messages) >= n, timeout)
+            if not arrived:
+                raise TimeoutError(
+                    f"expected {n} message(s) within {timeout}s, got {len(self._handler.messages)} "
+                    f"(refused {self._handler.refused})"
+                )
+            return list(self._handler.messages)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A recording SMTP server for one test (it starts in milliseconds)."""
+    server = SmtpServer()
+    try:
+        server.start()
+    except (RuntimeError, OSError, TimeoutError) as error:
+        require("smtp", f"aiosmtpd could not start: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
