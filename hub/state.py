@@ -1,0 +1,42 @@
+"""Connector state: cursors saved in the same transaction as the data they cover.
+
+A mailbox folder's "last UID seen" is saved with the interactions fetched up to
+it, so a crash between the two cannot happen: either both commit or neither,
+and the next pass resumes exactly where the committed data ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.models import ConnectorState, utcnow
+
+
+def load_state(session: Session, connector: str, key: str) -> dict[str, Any] | None:
+    """The state saved under ``(connector, key)``, or None."""
+    value = session.scalar(
+        select(ConnectorState.value).where(ConnectorState.connector == connector, ConnectorState.key == key)
+    )
+    return dict(value) if value is not None else None
+
+
+def save_state(session: Session, connector: str, key: str, value: dict[str, Any]) -> None:
+    """Save state in the caller's transaction (it commits with the data it describes)."""
+    row = session.get(ConnectorState, (connector, key), with_for_update=session.get_bind().dialect.name != "sqlite")
+    if row is None:
+        session.add(ConnectorState(connector=connector, key=key, value=dict(value)))
+    else:
+        row.value = dict(value)
+        row.updated_at = utcnow()
+    session.flush()
+
+
+def all_state(session: Session, connector: str) -> dict[str, dict[str, Any]]:
+    """Every key a connector has saved (for status pages and resyncs)."""
+    rows = session.execute(
+        select(ConnectorState.key, ConnectorState.value).where(ConnectorState.connector == connector)
+    )
+    return {key: dict(value) for key, value in rows}
