@@ -80,6 +80,21 @@ def db_current() -> None:
     click.echo(f"current: {current_revision(database) or 'empty'}; newest: {head_revision(database)}")
 
 
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does, e.g. 'add conversation tags'.")
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between the models and the database."""
+    from alembic import command
+
+    from hub.migrate import alembic_config, is_current
+
+    database = _runtime().database
+    if not is_current(database):
+        raise click.ClickException("the database is not at the newest migration; run `corridor db upgrade` first")
+    command.revision(alembic_config(database), message=message, autogenerate=True)
+
+
 # -- agents --------------------------------------------------------------------------
 
 
