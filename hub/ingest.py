@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,7 +71,7 @@ from hub.models import (
     utcnow,
 )
 from hub.realtime import Notifier
-from hub.sanitise import html_to_text, sanitise_html
+from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
 from hub.search import IndexDocument, SearchBackend
 
 log = logging.getLogger(__name__)
@@ -740,8 +741,12 @@ class _Batch:
         rows: list[dict[str, Any]] = []
         for p in fresh:
             event = p.event
-            html = sanitise_html(event.html)
-            text = event.text or html_to_text(html)
+            try:
+                html = sanitise_html(event.html)
+            except UnsanitisableHtml as exc:
+                html = ""
+                p.defects.append(f"HTML dropped: {exc}")
+            text = event.text or html_to_text(html or _tagless(event.html))
             sender = event.sender.address if event.sender else ""
             recipient = event.recipients[0].address if event.recipients else ""
             status = event.delivery_status.value if event.delivery_status else None
@@ -973,6 +978,11 @@ def _conversation_subject(event: ChannelEvent) -> str:
     if first_line:
         return first_line[:80] + ("…" if len(first_line) > 80 else "")
     return f"{event.channel.value.capitalize()} {event.kind.value.replace('_', ' ')}"
+
+
+def _tagless(html: str) -> str:
+    """Text of HTML the sanitiser refused: tags out, so no markup reaches anyone."""
+    return re.sub(r"<[^>]*>", " ", html)
 
 
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,15 +1,23 @@
-"""Email HTML made safe to show to an agent.
+"""HTML from customers, made safe to show and readable as text.
 
 Provider HTML is hostile until proven otherwise: scripts, event handlers,
 ``javascript:`` links, forms and CSS that overlays the console. ``nh3`` (the
 Rust ammonia sanitiser) keeps a conservative allow-list. Inline images that
 refer to attachments (``cid:``) are kept; the console rewrites them.
+
+This module is part of the connector contract: the email parser and the hub
+sanitise with the same rules.
 """
 
 from __future__ import annotations
 
+import re
+
+import lxml.html
 import nh3
-from inscriptis import get_text
+from inscriptis import Inscriptis
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "font",
@@ -27,23 +35,79 @@ _ATTRIBUTES = {
 }
 _URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 
+# html5ever inside nh3 0.3.7 panics on <meta http-equiv="Content-Type"
+# content="text/html; charset"> (servo/html5ever#763). No <meta> survives
+# sanitising anyway, so each is renamed before nh3 parses it.
+_META_TAG = re.compile(r"<meta(?=[\s/>]|$)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+# Quoted history in HTML mail: Gmail, Thunderbird, Yahoo, and cite blockquotes.
+_CLASS_QUOTES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted")
+_QUOTE_XPATH = " | ".join(
+    [
+        *(f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {name} ')]" for name in _CLASS_QUOTES),
+        "//blockquote[@type='cite']",
+    ]
+)
+# The default ("relaxed") inscriptis profile indents every <div> by two
+# spaces; mail HTML is nested divs all the way down, so text drifts right.
+_TEXT_CONFIG = ParserConfig(css=CSS_PROFILES["strict"])
+
+
+class UnsanitisableHtml(ValueError):
+    """The sanitiser could not process this HTML; keep the text, drop the HTML."""
+
+
+def _scrub(html: str) -> str:
+    return _CONTROL.sub("", _LONE_SURROGATES.sub("\ufffd", html))
+
 
 def sanitise_html(html: str) -> str:
-    """HTML with everything that could run, track or restyle the console removed."""
+    """HTML with everything that could run, track or restyle the console removed.
+
+    Raises UnsanitisableHtml rather than passing anything through unchecked.
+    """
     if not html.strip():
         return ""
-    return nh3.clean(
-        html,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        url_schemes=_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
+    source = _META_TAG.sub("<x-meta", _scrub(html))
+    try:
+        cleaned = nh3.clean(
+            source,
+            tags=_TAGS,
+            attributes=_ATTRIBUTES,
+            url_schemes=_URL_SCHEMES,
+            link_rel="noopener noreferrer nofollow",
+            strip_comments=True,
+            clean_content_tags={"script", "style", "title"},
+        )
+    except Exception as exc:
+        raise UnsanitisableHtml(f"{type(exc).__name__}: {exc}") from None
+    except BaseException as exc:
+        # A Rust panic reaches Python as pyo3's PanicException, a
+        # BaseException; contain that one, let KeyboardInterrupt through.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise UnsanitisableHtml("the sanitiser crashed on this HTML") from None
+    return str(cleaned).strip()
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body (tables and lists laid out)."""
+def html_to_text(html: str, *, drop_quotes: bool = False) -> str:
+    """Readable plain text of an HTML body (tables and lists laid out).
+
+    ``drop_quotes`` leaves out the quoted history mail clients mark up, for the
+    new part of a reply. Never raises: unparseable HTML has its tags stripped.
+    """
     if not html.strip():
         return ""
-    return str(get_text(html)).strip()
+    # lxml refuses str input that declares its own encoding.
+    source = re.sub(r"^\s*<\?xml[^>]*\?>", "", _scrub(html))
+    try:
+        tree = lxml.html.document_fromstring(source)
+        if drop_quotes:
+            for element in tree.xpath(_QUOTE_XPATH):
+                element.drop_tree()
+        text = str(Inscriptis(tree, _TEXT_CONFIG).get_text())
+    except Exception:
+        text = re.sub(r"<[^>]*>", " ", source)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())

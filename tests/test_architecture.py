@@ -10,7 +10,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = {"hub.events", "hub.config", "hub.outbound", "hub.registry", "hub.ingest", "hub.db", "hub.state"}
+CONTRACT = {
+    "hub.events", "hub.config", "hub.outbound", "hub.registry", "hub.ingest", "hub.db", "hub.state", "hub.sanitise",
+}  # fmt: skip
 
 
 def imports_of(path: Path) -> set[str]:
