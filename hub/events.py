@@ -68,10 +68,16 @@ class IdentityKind(enum.StrEnum):
     SHORT_CODE = "short_code"
     ALPHANUMERIC = "alphanumeric"
     WITHHELD = "withheld"
+    #: Mail systems (MAILER-DAEMON, postmaster): an event from one that
+    #: references an earlier interaction (a bounce) belongs to that
+    #: interaction's customer.
+    SYSTEM = "system"
 
 
 #: Identity kinds that name a sender rather than a person.
-NON_PERSONAL_KINDS = frozenset({IdentityKind.SHORT_CODE, IdentityKind.ALPHANUMERIC, IdentityKind.WITHHELD})
+NON_PERSONAL_KINDS = frozenset(
+    {IdentityKind.SHORT_CODE, IdentityKind.ALPHANUMERIC, IdentityKind.WITHHELD, IdentityKind.SYSTEM}
+)
 
 
 class DeliveryStatus(enum.StrEnum):

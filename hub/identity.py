@@ -97,7 +97,7 @@ def normalise(party: Party, channel: Channel, default_region: str) -> Normalised
     elif kind is IdentityKind.SHORT_CODE:
         # Short codes are national: 12345 in the US and in the UK are different senders.
         value = f"{default_region.upper()}:{raw.lstrip('+')}"
-    elif kind is IdentityKind.ALPHANUMERIC:
+    elif kind is IdentityKind.ALPHANUMERIC or kind is IdentityKind.SYSTEM:
         value = raw.casefold()
     elif kind is IdentityKind.WITHHELD:
         # Every withheld caller is somebody else as far as we can tell: the

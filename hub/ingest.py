@@ -330,7 +330,7 @@ class _Pending:
     address: NormalisedAddress
     defects: list[str]
     customer_id: int = 0
-    identity_id: int = 0
+    identity_id: int | None = None
     conversation: _ConversationState | None = None
 
 
@@ -450,6 +450,17 @@ class _Batch:
         return address, [f"unusable customer address {raw!r}: {problem}"]
 
     def _resolve_customers(self, pending: list[_Pending]) -> None:
+        # A mail system's report (a bounce) is about the customer of the
+        # message it references, and belongs on their timeline.
+        system = [p for p in pending if p.address.kind is IdentityKind.SYSTEM and p.event.thread_refs]
+        if system:
+            owners = self._reference_owners(system)
+            for p in system:
+                channel = p.event.channel.value
+                owner = next((owners[(channel, r)] for r in p.event.thread_refs if (channel, r) in owners), None)
+                if owner is not None:
+                    p.customer_id, p.identity_id = owner
+            pending = [p for p in pending if not p.customer_id]
         keys = sorted({(p.address.kind.value, p.address.value) for p in pending})
         found = self._identities(keys)
         missing = [k for k in keys if k not in found]
@@ -484,6 +495,19 @@ class _Batch:
                 self.session.execute(delete(Customer).where(Customer.id.in_(orphans)))
         for p in pending:
             p.identity_id, p.customer_id = found[(p.address.kind.value, p.address.value)]
+
+    def _reference_owners(self, pending: list[_Pending]) -> dict[tuple[str, str], tuple[int, int | None]]:
+        keys = sorted({(p.event.channel.value, ref) for p in pending for ref in p.event.thread_refs})
+        owners: dict[tuple[str, str], tuple[int, int | None]] = {}
+        for chunk in _chunks(keys):
+            rows = self.session.execute(
+                select(
+                    Interaction.channel, Interaction.external_id, Interaction.customer_id, Interaction.identity_id
+                ).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+            )
+            for channel, external_id, customer_id, identity_id in rows:
+                owners[(channel, external_id)] = (customer_id, identity_id)
+        return owners
 
     def _identities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
         found: dict[tuple[str, str], tuple[int, int]] = {}

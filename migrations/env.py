@@ -18,9 +18,7 @@ target_metadata = Base.metadata
 _SEARCH_OBJECTS = ("interaction_fts", "ix_interaction_search")
 
 
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     return not (name or "").startswith(_SEARCH_OBJECTS)
 
 

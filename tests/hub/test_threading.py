@@ -221,3 +221,25 @@ def test_an_update_before_its_interaction_is_deferred_then_applied_on_replay(run
         assert (call.status, call.duration_seconds) == ("completed", 42)
         again = ingest(session, early, source="test")
     assert again.duplicate
+
+
+def test_a_bounce_lands_on_the_customer_it_is_about_and_fails_the_message(runtime: Runtime) -> None:
+    [sent] = put(
+        runtime,
+        event(Channel.EMAIL, "ana@example.com", direction=Direction.OUTBOUND, external_id="<r1@corridor.test>"),
+    )
+    bounce = event(
+        Channel.EMAIL, "MAILER-DAEMON@mx.example.net", hours=1, sender_kind=IdentityKind.SYSTEM,
+        thread_refs=("<r1@corridor.test>",), opens_conversation=False,
+        updates=(InteractionUpdate(channel=Channel.EMAIL, external_id="<r1@corridor.test>", update_id="bounce:1",
+                                   occurred_at=at(1), status="failed", error_code="5.1.1",
+                                   error_message="user unknown"),),
+    )  # fmt: skip
+    [report] = put(runtime, bounce)
+    assert report.customer_id == sent.customer_id
+    assert report.conversation_id == sent.conversation_id
+    with runtime.database.read() as session:
+        message = session.get(Interaction, sent.interaction_id)
+        assert message is not None
+        assert (message.status, message.error_code) == ("failed", "5.1.1")
+        assert session.query(Customer).count() == 1  # no MAILER-DAEMON customer
