@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 from hub.auth import create_agent
 from hub.customers import add_identity
 from hub.events import (
+    NON_PERSONAL_KINDS,
     Attachment,
     CallStatus,
     Channel,
@@ -86,13 +87,17 @@ SUPPORT = Party(address=SUPPORT_ADDRESS, name="Larkspur Support")
 MAIL_HOST = "larkspur.example.com"
 CHAT_PAGE = "https://www.larkspur.example.com"
 
+#: Most people ``corridor demo --customers`` invents: the fictional phone
+#: ranges of the smallest country run out beyond this.
+MAX_CUSTOMERS = 500
 #: How far back the invented history reaches.
 HISTORY = timedelta(days=180)
 #: Conversations quiet for longer than this are closed, as agents would have.
 CLOSE_AFTER = timedelta(days=14)
-#: Nothing is placed closer to "now" than this, so no event is in the future
-#: by the time the load commits.
-LATEST = timedelta(minutes=3)
+#: Stories stop this long before "now": no event is in the future by the time
+#: the load commits, and Maria's chat, a quarter of an hour old, is the newest
+#: activity of all, so she heads any list sorted by last contact.
+LATEST = timedelta(minutes=30)
 #: The journal's name for who delivered the demo's payloads. The payloads
 #: themselves are shaped like the real connectors' (RFC 822, Twilio forms,
 #: chat frames), so the journal reads like production's.
@@ -412,12 +417,16 @@ class _Demo:
         """``count`` people with varied names, countries and channel habits."""
         people: list[_Persona] = []
         names = {"Maria Keller", "Tomás Ferreira"}
-        visitors = max(1, count // 20)
+        visitors = count // 20 if count >= 20 else min(count, 1)
+        retries = 0
         while len(people) < count - visitors:
             region = self.rng.choices(_REGIONS, weights=(5, 4, 3, 2, 2))[0]
             name = f"{self.rng.choice(region.first_names.split())} {self.rng.choice(region.last_names.split())}"
-            if name in names:
+            # Distinct names read better; namesakes are fine once they run out.
+            if name in names and retries < 20:
+                retries += 1
                 continue
+            retries = 0
             names.add(name)
             has_email = self.rng.random() < 0.88
             has_phone = not has_email or self.rng.random() < 0.7
@@ -520,8 +529,9 @@ class _Story:
         self.t = start
         self.rng = rng
         self.mail: _Mail | None = None
-        self.subject = ""
         self.truncated = False
+        #: Nothing in this story happens after this moment.
+        self.latest = demo.now - LATEST
         self.agent = self.rng.choice(_AGENT_NAMES)
         if channel is None:
             channel = person.opener if person.opener is not Channel.VOICE else None
@@ -553,7 +563,7 @@ class _Story:
 
     def _keep(self, at: datetime) -> bool:
         """Whether an event at ``at`` has happened yet; a story stops at "now"."""
-        if self.truncated or at > self.demo.now - LATEST:
+        if self.truncated or at > self.latest:
             self.truncated = True
             return False
         return True
@@ -620,7 +630,6 @@ class _Story:
         else:
             refs = ()
             text = body
-        self.subject = self.subject or subject
         raw = _rfc822(sender, recipient, subject, self.t, message_id, refs, text, _html(text) if html else None)
         event = ChannelEvent(
             channel=Channel.EMAIL,
@@ -1430,9 +1439,9 @@ def _maria(demo: _Demo) -> _Persona:
     earlier.wait_hours(40, 46)
     earlier.email_in("", "Got it, thank you - perfect fit.")
 
-    # Each step lands well inside the continuation window of the one before,
-    # so however the window is configured (down to a few hours) the email, the
-    # call and the chat read as one conversation.
+    # Each step lands inside the continuation window of the one before, so
+    # with any window of twelve hours or more the email, the call and the chat
+    # read as one conversation.
     gap = min(timedelta(hours=22), demo.window * 0.75)
     s = _Story(demo, maria, demo.now - 2 * gap - timedelta(hours=3, minutes=12), rng=rng, channel=Channel.EMAIL)
     s.agent = "Sam"
@@ -1463,6 +1472,7 @@ def _maria(demo: _Demo) -> _Persona:
         "tracking JJD0146000062812. Reply here or chat with us if you need anything.",
     )
     s.t = demo.now - timedelta(minutes=24)
+    s.latest = demo.now - timedelta(minutes=1)
     s.agent = "Priya"
     s.chat(
         [
@@ -1634,6 +1644,24 @@ def _ensure_agents(session: Session, echo: Callable[[str], None]) -> Agent:
     return agent
 
 
+def _opening_batches(openings: Sequence[_Planned]) -> list[list[_Planned]]:
+    """First contacts in three batches: Maria, people, then senders that are not people.
+
+    A batch creates its new customers in the order of their addresses, so the
+    batches decide who comes first in the customer list: anonymous visitors
+    and withheld numbers after everyone with a name.
+    """
+    people: list[_Planned] = []
+    others: list[_Planned] = []
+    for planned in openings[1:]:
+        event = planned.item
+        assert isinstance(event, ChannelEvent)
+        assert event.sender is not None
+        anonymous = event.sender.kind in {IdentityKind.CHAT_VISITOR, *NON_PERSONAL_KINDS}
+        (others if anonymous else people).append(planned)
+    return [[openings[0]], people, others]
+
+
 def _check(results: Iterable[IngestResult]) -> list[IngestResult]:
     """The results, or an error: a demo event that fails is a bug in the demo."""
     kept = list(results)
@@ -1710,18 +1738,21 @@ def load_demo(
             echo(f"Demo data not loaded: the database has {existing} customers already (--if-empty).")
             return _login_line(base_url) if has_login else "Nothing changed."
 
+    if not 2 <= customers <= MAX_CUSTOMERS:
+        customers = min(max(customers, 2), MAX_CUSTOMERS)
+        echo(f"demo customers must be 2 to {MAX_CUSTOMERS}; inventing {customers}")
     now = (now or utcnow()).replace(microsecond=0)
     demo = _Demo(seed, now, runtime.pipeline.continuation_window)
     maria = _maria(demo)
     _tomas(demo)
     _withheld_and_short_code(demo)
-    demo.histories(demo.personas(max(customers, 2) - 2))
+    demo.histories(demo.personas(customers - 2))
     planned = sorted(demo.planned, key=lambda p: (p.at, p.seq))
 
-    # Each person's first contact is ingested first, on its own, in the order
-    # they got in touch (Maria before everyone, so she heads the customer
-    # list); then agents link the addresses people later used; then the rest
-    # of the history arrives as one batch, as a backfill would.
+    # Everyone's first contact is ingested first (Maria's before anyone's, so
+    # she is the first customer and heads the customer list); then agents
+    # link the addresses people later used; then the rest of the history
+    # arrives as one batch, as a backfill would.
     first: dict[int, _Planned] = {}
     for p in planned:
         if p.persona is not None and isinstance(p.item, ChannelEvent) and id(p.persona) not in first:
@@ -1734,10 +1765,14 @@ def load_demo(
 
     with database.write() as session:
         agent = _ensure_agents(session, echo)
-        results = _check(ingest_many(session, [p.item], source=SOURCE, context=context)[0] for p in openings)
-        maria_id = results[0].customer_id
+        results: list[IngestResult] = []
+        customer_of: dict[int, int | None] = {}
+        for batch in _opening_batches(openings):
+            done = _check(ingest_many(session, [p.item for p in batch], source=SOURCE, context=context))
+            customer_of.update((id(p.persona), r.customer_id) for p, r in zip(batch, done, strict=True))
+            results += done
+        maria_id = customer_of[id(maria)]
         assert maria_id is not None
-        customer_of = {id(p.persona): r.customer_id for p, r in zip(openings, results, strict=True)}
         links = _links(planned, first)
         for link in links:
             customer_id = customer_of[id(link.person)]
