@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +40,50 @@ PERMISSIONS: dict[str, Role] = {
 _ORDER = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
 
 
-def allowed(agent: Agent, permission: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """Who is making a request: an immutable snapshot, safe to share between threads."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    active: bool
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentView:
+        return cls(agent.id, agent.email, agent.name, agent.role, agent.active)
+
+
+class TokenCache:
+    """API tokens recently seen, so a busy integration does not cost a query per request.
+
+    Entries live ``ttl`` seconds: a revoked token or a changed role takes
+    effect within that time in every process, without cross-process signals.
+    """
+
+    def __init__(self, ttl: float = 10.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, AgentView | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, load: Callable[[], AgentView | None]) -> AgentView | None:
+        key = hash_token(token)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        agent = load()
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()  # crude, but bounded; a refill is one query per token
+            self._entries[key] = (now + self.ttl, agent)
+        return agent
+
+
+def allowed(agent: Agent | AgentView, permission: str) -> bool:
     needed = PERMISSIONS[permission]
     return agent.active and _ORDER.index(Role(agent.role)) >= _ORDER.index(needed)
 

@@ -32,16 +32,18 @@ import hashlib
 import json
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub.db import after_commit
+from hub.db import Database, after_commit
 from hub.events import (
     NON_PERSONAL_KINDS,
     CallStatus,
@@ -75,6 +77,16 @@ from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
 from hub.search import IndexDocument, SearchBackend
 
 log = logging.getLogger(__name__)
+
+# The tables, for Core statements on the hot path.
+JOURNAL = cast(Table, JournalEntry.__table__)
+CUSTOMER = cast(Table, Customer.__table__)
+IDENTITY = cast(Table, Identity.__table__)
+CONVERSATION = cast(Table, Conversation.__table__)
+INTERACTION = cast(Table, Interaction.__table__)
+ATTACHMENT = cast(Table, AttachmentRecord.__table__)
+BLOB = cast(Table, AttachmentBlob.__table__)
+OUTBOX = cast(Table, OutboxEntry.__table__)
 
 PIPELINE_KEY = "corridor.pipeline"
 #: Rows per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
@@ -181,8 +193,124 @@ def ingest_many(
     """
     if not items:
         return []
-    journal_ids = _journal(session, items, source, context or {}, utcnow())
-    return process_journaled(session, items, journal_ids)
+    arrivals = [Arrival(item, source, context or {}) for item in items]
+    return process_journaled(session, items, _journal(session, arrivals, utcnow()))
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One item with who delivered it and what its parser needs to parse it again."""
+
+    item: Ingestible
+    source: str
+    context: Mapping[str, Any]
+
+
+class _Submission:
+    __slots__ = ("arrivals", "error", "results")
+
+    def __init__(self, arrivals: list[Arrival]) -> None:
+        self.arrivals = arrivals
+        self.results: list[IngestResult] | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Concurrent entry points share one write transaction (group commit).
+
+    Each caller returns only after the transaction holding its items has
+    committed, so "journaled before 2xx" holds for every webhook. While one
+    transaction commits, the callers that arrive queue up and go together in
+    the next: a write costs one commit per group, not per request, and the
+    batch-native pipeline amortises its statements across the group. Under no
+    load a group is one request and nothing waits. No thread of its own: the
+    first caller to find no transaction in progress leads the next one.
+    """
+
+    #: Bounds the latency a leader adds for the callers behind it.
+    MAX_ITEMS = 256
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._condition = threading.Condition()
+        self._pending: list[_Submission] = []
+        self._committing = False
+
+    def submit(self, arrivals: list[Arrival]) -> list[IngestResult]:
+        submission = _Submission(arrivals)
+        with self._condition:
+            self._pending.append(submission)
+            while submission.results is None and submission.error is None:
+                if self._committing:
+                    self._condition.wait()
+                    continue
+                group: list[_Submission] = []
+                taken = 0
+                while self._pending and (not group or taken + len(self._pending[0].arrivals) <= self.MAX_ITEMS):
+                    taken += len(self._pending[0].arrivals)
+                    group.append(self._pending.pop(0))
+                self._committing = True
+                break
+            else:
+                return self._outcome(submission)
+        try:
+            self._commit(group)
+        finally:
+            with self._condition:
+                self._committing = False
+                self._condition.notify_all()
+        return self._outcome(submission)
+
+    def _commit(self, group: list[_Submission]) -> None:
+        arrivals = [a for submission in group for a in submission.arrivals]
+        try:
+            with self.database.write() as session:
+                journal_ids = _journal(session, arrivals, utcnow())
+                results = process_journaled(session, [a.item for a in arrivals], journal_ids)
+        except BaseException as exc:
+            # Nothing of the group committed: every caller answers with an
+            # error and the providers retry.
+            for submission in group:
+                submission.error = exc
+            raise
+        start = 0
+        for submission in group:
+            submission.results = results[start : start + len(submission.arrivals)]
+            start += len(submission.arrivals)
+
+    @staticmethod
+    def _outcome(submission: _Submission) -> list[IngestResult]:
+        if submission.error is not None:
+            raise submission.error
+        assert submission.results is not None
+        return submission.results
+
+
+_group_commits: weakref.WeakKeyDictionary[Database, GroupCommit] = weakref.WeakKeyDictionary()
+_group_commits_lock = threading.Lock()
+
+
+def accept(
+    database: Database,
+    items: Sequence[Ingestible],
+    *,
+    source: str,
+    context: Mapping[str, Any] | None = None,
+) -> list[IngestResult]:
+    """Journal and process ``items`` in a transaction of their own or shared; commit; return.
+
+    For entry points that answer a provider or client per request (webhooks,
+    the event API): concurrent requests share one group commit. Returns after
+    the commit, so a 2xx sent afterwards is never ahead of the journal.
+    Raises only when the commit itself failed (answer 5xx; the provider retries).
+    """
+    if not items:
+        return []
+    with _group_commits_lock:
+        group_commit = _group_commits.get(database)
+        if group_commit is None:
+            group_commit = _group_commits[database] = GroupCommit(database)
+    return group_commit.submit([Arrival(item, source, context or {}) for item in items])
 
 
 def process_journaled(session: Session, items: Sequence[Ingestible], journal_ids: Sequence[int]) -> list[IngestResult]:
@@ -243,16 +371,10 @@ def record_unparseable(
     return entry.id
 
 
-def _journal(
-    session: Session,
-    items: Sequence[Ingestible],
-    source: str,
-    context: Mapping[str, Any],
-    now: datetime,
-) -> list[int]:
+def _journal(session: Session, arrivals: Sequence[Arrival], now: datetime) -> list[int]:
     rows = [
         {
-            "source": source[:200],
+            "source": arrival.source[:200],
             "channel": item.channel.value,
             # A lookup aid only: the payload itself is kept whole, so an id
             # too long for an interaction must still be journaled.
@@ -262,15 +384,18 @@ def _journal(
             "received_at": now,
             "content_type": item.raw_content_type,
             "payload": item.raw,
-            "context": dict(context),
+            "context": dict(arrival.context),
             # Optimistic: the rows that end otherwise are updated below, so the
             # common case costs no second statement.
             "status": JournalStatus.PROCESSED,
             "attempts": 1,
         }
-        for item in items
+        for arrival in arrivals
+        for item in (arrival.item,)
     ]
-    ids = session.scalars(insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True), rows).all()
+    ids = (
+        session.connection().scalars(insert(JOURNAL).returning(JOURNAL.c.id, sort_by_parameter_order=True), rows).all()
+    )
     return list(ids)
 
 
@@ -300,12 +425,12 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
-def _insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+def _insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    session.execute(module.insert(model).on_conflict_do_nothing(), rows)
+    session.connection().execute(module.insert(table).on_conflict_do_nothing(), rows)
 
 
 @dataclass
@@ -337,6 +462,9 @@ class _Pending:
 class _Batch:
     def __init__(self, session: Session, config: PipelineConfig, now: datetime) -> None:
         self.session = session
+        # Core statements on the session's connection: the ORM's bulk
+        # machinery costs more than the statements themselves on this path.
+        self.conn = session.connection()
         self.config = config
         self.now = now
         self.notifications: list[dict[str, Any]] = []
@@ -422,12 +550,15 @@ class _Batch:
                 }
             )
         duplicates = [
-            {"id": r.journal_id, "interaction_id": r.interaction_id, "status": JournalStatus.DUPLICATE}
+            {"row_id": r.journal_id, "interaction_id": r.interaction_id, "status": JournalStatus.DUPLICATE}
             for r in results.values()
             if r.duplicate
         ]
         if duplicates:
-            self.session.execute(update(JournalEntry).execution_options(synchronize_session=False), duplicates)
+            self.conn.execute(
+                update(JOURNAL).where(JOURNAL.c.id == bindparam("row_id")),
+                duplicates,
+            )
         return results
 
     def _address_of(self, event: ChannelEvent) -> tuple[NormalisedAddress, list[str]]:
@@ -469,13 +600,13 @@ class _Batch:
             by_key: dict[tuple[str, str], NormalisedAddress] = {}
             for p in pending:
                 by_key.setdefault((p.address.kind.value, p.address.value), p.address)
-            customer_ids = self.session.scalars(
-                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+            customer_ids = self.conn.scalars(
+                insert(CUSTOMER).returning(CUSTOMER.c.id, sort_by_parameter_order=True),
                 [{"display_name": display_name_for(by_key[k])[:200], "created_at": self.now} for k in missing],
             ).all()
             _insert_ignoring_conflicts(
                 self.session,
-                Identity,
+                IDENTITY,
                 [
                     {
                         "customer_id": customer_id,
@@ -492,7 +623,7 @@ class _Batch:
             # customers made for them here are orphans.
             orphans = [cid for k, cid in zip(missing, customer_ids, strict=True) if found[k][1] != cid]
             if orphans:
-                self.session.execute(delete(Customer).where(Customer.id.in_(orphans)))
+                self.conn.execute(delete(CUSTOMER).where(CUSTOMER.c.id.in_(orphans)))
         for p in pending:
             p.identity_id, p.customer_id = found[(p.address.kind.value, p.address.value)]
 
@@ -500,7 +631,7 @@ class _Batch:
         keys = sorted({(p.event.channel.value, ref) for p in pending for ref in p.event.thread_refs})
         owners: dict[tuple[str, str], tuple[int, int | None]] = {}
         for chunk in _chunks(keys):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(
                     Interaction.channel, Interaction.external_id, Interaction.customer_id, Interaction.identity_id
                 ).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
@@ -512,7 +643,7 @@ class _Batch:
     def _identities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for chunk in _chunks(keys):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(Identity.kind, Identity.value, Identity.id, Identity.customer_id).where(
                     tuple_(Identity.kind, Identity.value).in_(chunk)
                 )
@@ -529,7 +660,7 @@ class _Batch:
         if self.session.get_bind().dialect.name != "postgresql" or not customer_ids:
             return
         for chunk in _chunks(sorted(customer_ids)):
-            self.session.execute(
+            self.conn.execute(
                 select(Customer.id).where(Customer.id.in_(chunk)).order_by(Customer.id).with_for_update()
             ).all()
 
@@ -538,7 +669,7 @@ class _Batch:
     ) -> dict[tuple[str, str], tuple[int, int, int | None]]:
         found: dict[tuple[str, str], tuple[int, int, int | None]] = {}
         for chunk in _chunks(list(keys)):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(
                     Interaction.channel,
                     Interaction.external_id,
@@ -560,7 +691,7 @@ class _Batch:
 
         def state_for(conversation_id: int) -> _ConversationState:
             if conversation_id not in conversations:
-                row = self.session.execute(
+                row = self.conn.execute(
                     select(
                         Conversation.customer_id,
                         Conversation.status,
@@ -620,7 +751,7 @@ class _Batch:
                     chosen = candidate
             # 4. Auto-replies and bounces never open a conversation.
             if chosen is None and not event.opens_conversation:
-                latest = self.session.scalar(
+                latest = self.conn.scalar(
                     select(Conversation.id)
                     .where(Conversation.customer_id == p.customer_id)
                     .order_by(Conversation.last_activity_at.desc())
@@ -653,8 +784,8 @@ class _Batch:
 
         new = [c for c in {id(p.conversation): p.conversation for p in fresh if p.conversation}.values() if c.is_new]
         if new:
-            ids = self.session.scalars(
-                insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
+            ids = self.conn.scalars(
+                insert(CONVERSATION).returning(CONVERSATION.c.id, sort_by_parameter_order=True),
                 [
                     {
                         "customer_id": c.customer_id,
@@ -673,11 +804,11 @@ class _Batch:
         # or the open-conversation lookup, so it is in ``conversations``.
         changed = [c for c in conversations.values() if c.changed and not c.is_new]
         if changed:
-            self.session.execute(
-                update(Conversation).execution_options(synchronize_session=False),
+            self.conn.execute(
+                update(CONVERSATION).where(CONVERSATION.c.id == bindparam("row_id")),
                 [
                     {
-                        "id": c.id,
+                        "row_id": c.id,
                         "status": c.status,
                         "last_activity_at": c.last_activity_at,
                         "closed_at": None if c.status != ConversationStatus.CLOSED else self.now,
@@ -706,7 +837,7 @@ class _Batch:
         keys = sorted({(p.event.channel.value, ref) for p in fresh for ref in p.event.thread_refs})
         found: dict[tuple[str, str], int] = {}
         for chunk in _chunks(keys):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(Interaction.channel, Interaction.external_id, Interaction.conversation_id).where(
                     tuple_(Interaction.channel, Interaction.external_id).in_(chunk),
                     Interaction.conversation_id.is_not(None),
@@ -721,7 +852,7 @@ class _Batch:
         keys = sorted({(p.event.channel.value, p.event.session) for p in fresh if p.event.session})
         found: dict[tuple[str, str], int] = {}
         for chunk in _chunks(keys):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(Interaction.channel, Interaction.session_key, Interaction.conversation_id)
                 .where(
                     tuple_(Interaction.channel, Interaction.session_key).in_(chunk),
@@ -737,7 +868,7 @@ class _Batch:
     def _open_conversations(self, customer_ids: set[int]) -> dict[int, _ConversationState]:
         latest: dict[int, _ConversationState] = {}
         for chunk in _chunks(sorted(customer_ids)):
-            rows = self.session.execute(
+            rows = self.conn.execute(
                 select(
                     Conversation.id,
                     Conversation.customer_id,
@@ -802,9 +933,7 @@ class _Batch:
                 }
             )
         ids = list(
-            self.session.scalars(
-                insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True), rows
-            ).all()
+            self.conn.scalars(insert(INTERACTION).returning(INTERACTION.c.id, sort_by_parameter_order=True), rows).all()
         )
         self._attach([(interaction_id, p.event.attachments) for p, interaction_id in zip(fresh, ids, strict=True)])
         self._index(
@@ -839,11 +968,11 @@ class _Batch:
         if blobs:
             _insert_ignoring_conflicts(
                 self.session,
-                AttachmentBlob,
+                BLOB,
                 [{"sha256": d, "content": c} for d, c in blobs.items()],
             )
         if records:
-            self.session.execute(insert(AttachmentRecord), records)
+            self.conn.execute(insert(ATTACHMENT), records)
 
     def _index(self, documents: list[IndexDocument]) -> None:
         if not documents:
@@ -851,8 +980,8 @@ class _Batch:
         if self.config.search.in_transaction:
             self.config.search.index(self.session, documents)
         else:
-            self.session.execute(
-                insert(OutboxEntry),
+            self.conn.execute(
+                insert(OUTBOX),
                 [{"interaction_id": d.interaction_id, "created_at": self.now} for d in documents],
             )
 

@@ -7,12 +7,13 @@ app, the CLI, the worker and the tests share one way to start.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
 
+from hub.auth import TokenCache
 from hub.config import HubSettings, Settings
 from hub.db import Database
 from hub.ingest import PIPELINE_KEY, PipelineConfig
@@ -32,6 +33,7 @@ class Runtime:
     notifier: Notifier
     pipeline: PipelineConfig
     registry: Registry
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     @property
     def secret_key(self) -> str:

@@ -11,8 +11,9 @@ Every request Twilio makes goes through the same steps, in this order:
    as failed with its error, so nothing Twilio sent is lost and an admin can
    replay it once the parser learns the shape, and Twilio gets 400 naming the
    field.
-3. **Ingest** in one ``database.write()`` transaction under the source
-   ``twilio.<event>``. The journal row commits before Twilio gets its 2xx; if
+3. **Ingest** with ``hub.ingest.accept`` (concurrent webhooks share a group
+   commit) under the source ``twilio.<event>``. The journal row commits before
+   Twilio gets its 2xx; if
    the commit fails Twilio gets a 5xx and retries. Retries are harmless: the hub
    deduplicates on MessageSid, CallSid, ``CallSid:status`` and ``RecordingSid``.
 4. **Answer**: TwiML where Twilio waits for instructions (a ringing call, the
@@ -52,7 +53,7 @@ from connectors.twilio.settings import TwilioSettings
 from connectors.twilio.signature import SIGNATURE_HEADER, public_url, verify
 from hub.db import Database
 from hub.events import Ingestible
-from hub.ingest import ingest, record_unparseable
+from hub.ingest import accept, record_unparseable
 from hub.registry import Parser
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,7 @@ def build_blueprint(database: Database, settings: TwilioSettings, token: str, pu
                     context=context,
                 )
             return _refusal(415 if form is None else 400, exc.field, exc.message)
-        with database.write() as session:
-            ingest(session, item, source=webhook.source, context=context)
+        accept(database, [item], source=webhook.source, context=context)
         # Committed: whatever became of the item (new, duplicate, deferred until
         # its message arrives, failed and queued for replay), it is durable.
         return webhook.answer(form, answers)

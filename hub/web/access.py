@@ -12,28 +12,33 @@ from typing import Any, TypeVar, cast
 
 from flask import abort, g, redirect, request, session, url_for
 
-from hub.auth import agent_for_token, allowed
+from hub.auth import AgentView, agent_for_token, allowed
 from hub.models import Agent
 from hub.runtime import current_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def current_agent() -> Agent | None:
+def current_agent() -> AgentView | None:
     if "agent" in g:
-        return cast(Agent | None, g.agent)
-    agent = None
+        return cast(AgentView | None, g.agent)
+    agent: AgentView | None = None
     runtime = current_runtime()
     header = request.headers.get("Authorization", "")
-    with runtime.database.read() as db:
-        if header.startswith("Bearer "):
-            agent = agent_for_token(db, header[len("Bearer ") :].strip())
-        elif session.get("agent_id"):
-            agent = db.get(Agent, session["agent_id"])
-            if agent is not None and (not agent.active or session.get("role") != agent.role):
-                agent = None
-        if agent is not None:
-            db.expunge(agent)
+    if header.startswith("Bearer "):
+        token = header[len("Bearer ") :].strip()
+
+        def load() -> AgentView | None:
+            with runtime.database.read() as db:
+                found = agent_for_token(db, token)
+                return AgentView.of(found) if found is not None else None
+
+        agent = runtime.tokens.get(token, load)
+    elif session.get("agent_id"):
+        with runtime.database.read() as db:
+            found = db.get(Agent, session["agent_id"])
+            if found is not None and found.active and session.get("role") == found.role:
+                agent = AgentView.of(found)
     g.agent = agent
     return agent
 

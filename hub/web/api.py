@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from hub import customers, replies
 from hub.events import Channel, IdentityKind
-from hub.ingest import IngestResult, ingest
+from hub.ingest import IngestResult, accept
 from hub.models import AttachmentRecord, Conversation, Customer, CustomerMerge, Identity, Interaction
 from hub.runtime import current_runtime
 from hub.search import SearchHit, SearchQuery
@@ -180,9 +180,7 @@ def post_event() -> ResponseReturnValue:
         event = parse_event(body)
     except FieldError as exc:
         raise ApiError(400, exc.field, exc.message) from None
-    runtime = current_runtime()
-    with runtime.database.write() as session:
-        result = ingest(session, event, source="api")
+    [result] = accept(current_runtime().database, [event], source="api")
     return jsonify(_ingest_json(result)), _ingest_status(result)
 
 
