@@ -14,6 +14,7 @@ thanks to WAL, never wait for a writer.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,13 +30,18 @@ log = logging.getLogger(__name__)
 AFTER_COMMIT_KEY = "corridor.after_commit"
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns: provider metadata may hold values JSON has no type for; store them as text."""
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the current transaction has committed."""
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
 def _sqlite_engine(url: str, *, immediate: bool, synchronous: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=json_dumps)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -69,7 +75,9 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True, synchronous=sqlite_synchronous)
             self.read_engine = _sqlite_engine(url, immediate=False, synchronous=sqlite_synchronous)
         else:
-            self.write_engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.write_engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, json_serializer=json_dumps
+            )
             self.read_engine = self.write_engine
         #: Copied into every write session's ``info`` (the ingest pipeline's
         #: configuration lives here, so connectors need only a session).

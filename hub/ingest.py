@@ -29,7 +29,6 @@ never leaves half an interaction behind.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -393,10 +392,27 @@ def _journal(session: Session, arrivals: Sequence[Arrival], now: datetime) -> li
         for arrival in arrivals
         for item in (arrival.item,)
     ]
-    ids = (
-        session.connection().scalars(insert(JOURNAL).returning(JOURNAL.c.id, sort_by_parameter_order=True), rows).all()
-    )
-    return list(ids)
+    return insert_returning_ids(session.connection(), JOURNAL, rows)
+
+
+def insert_returning_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` and return their new ids, in order, in as few statements as the database allows.
+
+    PostgreSQL: one ordered ``INSERT ... RETURNING`` per few hundred rows. On
+    SQLite, SQLAlchemy can only keep RETURNING in parameter order one row per
+    statement, which made bulk ingest statement-bound; but a SQLite writer
+    holds the database's write lock (BEGIN IMMEDIATE), so the ids after the
+    current maximum are this transaction's to assign, and a plain executemany
+    does the rest.
+    """
+    if not rows:
+        return []
+    if connection.dialect.name == "sqlite":
+        start = connection.scalar(select(func.max(table.c.id))) or 0
+        ids = list(range(start + 1, start + 1 + len(rows)))
+        connection.execute(insert(table), [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)])
+        return ids
+    return list(connection.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all())
 
 
 def _record_failure(session: Session, journal_id: int, exc: Exception) -> IngestResult:
@@ -600,10 +616,11 @@ class _Batch:
             by_key: dict[tuple[str, str], NormalisedAddress] = {}
             for p in pending:
                 by_key.setdefault((p.address.kind.value, p.address.value), p.address)
-            customer_ids = self.conn.scalars(
-                insert(CUSTOMER).returning(CUSTOMER.c.id, sort_by_parameter_order=True),
+            customer_ids = insert_returning_ids(
+                self.conn,
+                CUSTOMER,
                 [{"display_name": display_name_for(by_key[k])[:200], "created_at": self.now} for k in missing],
-            ).all()
+            )
             _insert_ignoring_conflicts(
                 self.session,
                 IDENTITY,
@@ -705,7 +722,10 @@ class _Batch:
 
         by_reference = self._referenced_conversations(fresh)
         by_session = self._session_conversations(fresh)
-        latest_open = self._open_conversations({p.customer_id for p in fresh})
+        earliest = min(p.event.occurred_at for p in fresh)
+        latest_open = self._open_conversations(
+            {p.customer_id for p in fresh}, earliest - self.config.continuation_window
+        )
         for state in latest_open.values():
             if state.id is not None:
                 conversations[state.id] = state
@@ -784,8 +804,9 @@ class _Batch:
 
         new = [c for c in {id(p.conversation): p.conversation for p in fresh if p.conversation}.values() if c.is_new]
         if new:
-            ids = self.conn.scalars(
-                insert(CONVERSATION).returning(CONVERSATION.c.id, sort_by_parameter_order=True),
+            ids = insert_returning_ids(
+                self.conn,
+                CONVERSATION,
                 [
                     {
                         "customer_id": c.customer_id,
@@ -796,7 +817,7 @@ class _Batch:
                     }
                     for c in new
                 ],
-            ).all()
+            )
             for c, conversation_id in zip(new, ids, strict=True):
                 c.id = conversation_id
                 c.changed = False
@@ -865,7 +886,13 @@ class _Batch:
                     found[(channel, session_key)] = conversation_id
         return found
 
-    def _open_conversations(self, customer_ids: set[int]) -> dict[int, _ConversationState]:
+    def _open_conversations(self, customer_ids: set[int], active_since: datetime) -> dict[int, _ConversationState]:
+        """Each customer's most recent conversation that an event of this batch may continue.
+
+        Only conversations active since the earliest event minus the window
+        can be continued, so older ones are never loaded: a long-standing
+        customer's history does not make every batch slower.
+        """
         latest: dict[int, _ConversationState] = {}
         for chunk in _chunks(sorted(customer_ids)):
             rows = self.conn.execute(
@@ -878,7 +905,8 @@ class _Batch:
                     Conversation.subject,
                 ).where(
                     Conversation.customer_id.in_(chunk),
-                    Conversation.status != ConversationStatus.CLOSED,
+                    Conversation.status.in_([ConversationStatus.OPEN, ConversationStatus.PENDING]),
+                    Conversation.last_activity_at >= active_since,
                 )
             )
             for row in rows:
@@ -932,9 +960,7 @@ class _Batch:
                     "author_id": event.author_id,
                 }
             )
-        ids = list(
-            self.conn.scalars(insert(INTERACTION).returning(INTERACTION.c.id, sort_by_parameter_order=True), rows).all()
-        )
+        ids = insert_returning_ids(self.conn, INTERACTION, rows)
         self._attach([(interaction_id, p.event.attachments) for p, interaction_id in zip(fresh, ids, strict=True)])
         self._index(
             [
@@ -1139,5 +1165,5 @@ def _tagless(html: str) -> str:
 
 
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Provider metadata as stored: JSON-safe, unknown types as strings."""
-    return dict(json.loads(json.dumps(dict(metadata), default=str)))
+    """Provider metadata as stored (the engines' JSON serializer writes unknown types as text)."""
+    return dict(metadata)
