@@ -80,7 +80,13 @@ def queue_reply(
     if not text.strip():
         raise ReplyError("text", "must not be empty")
     last = session.execute(
-        select(Interaction.from_address, Interaction.to_address, Interaction.direction, Interaction.subject)
+        select(
+            Interaction.from_address,
+            Interaction.to_address,
+            Interaction.direction,
+            Interaction.subject,
+            Interaction.provider_metadata,
+        )
         .where(Interaction.conversation_id == conversation_id, Interaction.channel == channel.value)
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
         .limit(1)
@@ -91,6 +97,11 @@ def queue_reply(
         inbound = last.direction == Direction.INBOUND.value
         customer_address = last.from_address if inbound else last.to_address
         previous_to = last.to_address if inbound else last.from_address
+        # Web forms send from their own address and name the customer in
+        # Reply-To; answering From would write to the form.
+        reply_to = (last.provider_metadata or {}).get("reply_to") if inbound else None
+        if isinstance(reply_to, list) and reply_to and isinstance(reply_to[0], str):
+            customer_address = reply_to[0]
     if not customer_address:
         kind = _IDENTITY_KIND_FOR.get(channel)
         customer_address = session.scalar(

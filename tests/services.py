@@ -539,7 +539,15 @@ service imap-login {{
             if "Address already in use" in log_tail(self.startup_output):
                 raise _PortTakenError(message)
             raise RuntimeError(message)
-        if not _wait_until(pid_file.exists, SERVICE_TIMEOUT):
+        # The file appears before its content: wait for a whole pid, or a
+        # half-written file reads as "" and the started server is orphaned.
+        def pid_written() -> bool:
+            try:
+                return pid_file.read_text().strip().isdigit()
+            except OSError:
+                return False
+
+        if not _wait_until(pid_written, SERVICE_TIMEOUT):
             raise RuntimeError(f"dovecot wrote no {pid_file}\n{self._diagnostics()}")
         self._pid = int(pid_file.read_text().strip())
         if not _wait_until(self._greets, SERVICE_TIMEOUT, interval=0.01):

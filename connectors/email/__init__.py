@@ -1,10 +1,50 @@
 """The email channel: IMAP intake, MIME parsing and SMTP replies.
 
-:mod:`connectors.email.parse` turns one raw RFC 5322 message into a
-:class:`hub.events.ChannelEvent`. It is pure (bytes in, value out), so it is
-importable and testable without a database, a mailbox or the hub running.
+* :mod:`.settings` -- the ``[email]`` section: mailboxes, validated;
+* :mod:`.parse` -- one raw RFC 5322 message to a :class:`hub.events.ChannelEvent`,
+  pure (bytes in, value out), testable without a database or a mailbox;
+* :mod:`.intake` -- per folder: UID cursor, backfill in batches, IDLE or
+  polling, reconnects; each batch and its cursor in one transaction;
+* :mod:`.sender` -- agents' replies over SMTP, threaded by Message-ID;
+* :mod:`.commands` -- ``corridor email sync [--once]`` and ``corridor email status``.
 
-The IMAP poller, the SMTP sender and ``init_connector`` come in a later phase;
-this package deliberately imports nothing yet, so importing the parser never
-drags in the hub's database layer.
+:func:`init_connector` wires them into the hub. Its imports are local so that
+importing the parser (in its tests, say) never drags in IMAP, SMTP or the
+database layer.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.registry import Registry
+
+
+def init_connector(registry: Registry) -> None:
+    """Register the SMTP sender, the intake worker, the replay parser and the CLI.
+
+    Raises :class:`hub.config.SettingsError` (stopping start-up) when no
+    mailbox is configured or a mailbox's password cannot be read: better a
+    clear message at start than a worker that fails to log in every minute.
+    """
+    from connectors.email.commands import email_commands
+    from connectors.email.intake import event_from_imap, folder_intakes, intake_worker
+    from connectors.email.sender import SmtpSender
+    from connectors.email.settings import EmailSettings
+    from hub.config import SettingsError
+    from hub.events import Channel
+
+    settings = registry.settings.section("email", EmailSettings)
+    mailboxes = settings.mailbox_settings()
+    if not mailboxes:
+        raise SettingsError(
+            "[email] mailboxes: the email connector is enabled but no mailbox is configured (see config/defaults.toml)"
+        )
+    for mailbox in mailboxes:
+        mailbox.password()
+        mailbox.smtp_password()
+    registry.add_sender(Channel.EMAIL, SmtpSender(mailboxes))
+    registry.add_worker("email intake", intake_worker(folder_intakes(registry.database, settings, mailboxes)))
+    registry.add_parser("email", lambda raw, context: [event_from_imap(raw, context)])
+    registry.add_command(email_commands(registry.database, settings, mailboxes))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connectors.email import parse
@@ -330,6 +330,45 @@ def test_classic_mailer_daemon_bounce_is_recognised() -> None:
     assert "550 5.1.1 mailbox unavailable" in update.error_message
 
 
+def test_bounces_come_from_a_mail_system_not_from_a_customer() -> None:
+    dsn = read("dsn_bounce.eml")
+    classic = parse_message(
+        b"From: MAILER-DAEMON@mx.example.net\r\nSubject: failure notice\r\nMessage-ID: <b1@mx.example.net>\r\n"
+        b"\r\n<old.customer@example.net>:\r\n550 5.1.1 mailbox unavailable\r\n",
+        received_at=RECEIVED_AT,
+        mailbox_address=MAILBOX,
+    )
+
+    # SYSTEM tells the hub to file the report under the customer of the
+    # message it reports on, instead of making the mail server a customer.
+    assert dsn.sender == Party("MAILER-DAEMON@mail.corridor.example", "", IdentityKind.SYSTEM)
+    assert classic.sender == Party("MAILER-DAEMON@mx.example.net", "", IdentityKind.SYSTEM)
+
+
+def test_a_delivery_report_without_a_sender_address_is_still_the_mail_system() -> None:
+    raw = (
+        (FIXTURES / "dsn_bounce.eml")
+        .read_bytes()
+        .replace(b"From: MAILER-DAEMON@mail.corridor.example (Mail Delivery System)", b"From: MAILER-DAEMON")
+    )
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    assert event.sender is not None
+    assert (event.sender.address, event.sender.kind) == ("MAILER-DAEMON", IdentityKind.SYSTEM)
+    assert event.updates[0].external_id == "corridor.reply.5a4b3c2d@corridor.example"
+
+
+def test_a_person_writing_from_postmaster_stays_a_person() -> None:
+    raw = (
+        b"From: Postmaster <postmaster@example.net>\r\nSubject: Question about your SPF record\r\n"
+        b"Message-ID: <pm-1@example.net>\r\n\r\nYour SPF record lists an old address.\r\n"
+    )
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    assert event.sender == customer("postmaster@example.net", "Postmaster")
+    assert event.opens_conversation
+
+
 def test_outlook_reply_separates_the_new_text_from_the_quoted_block() -> None:
     event = read("outlook_reply.eml")
 
@@ -504,3 +543,47 @@ def test_any_message_with_a_header_block_parses_with_defects_instead_of_raising(
         assert "\x00" not in text
     json.dumps(event.metadata)
     assert all(isinstance(a, Attachment) and a.size == len(a.content or b"") for a in event.attachments)
+
+
+ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+atom = st.text(ATEXT, min_size=1, max_size=8)
+dot_atom = st.lists(atom, min_size=1, max_size=3).map(".".join)
+address = st.builds(lambda local, domain: f"{local}@{domain}", dot_atom, dot_atom)
+display_name = st.lists(atom, min_size=1, max_size=3).map(" ".join)
+mailbox = st.one_of(
+    address,
+    st.builds(lambda a: f"<{a}>", address),
+    st.builds(lambda name, a, gap: f"{name}{gap}<{a}>", display_name, address, st.sampled_from([" ", "", "  "])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mailboxes=st.lists(mailbox, min_size=1, max_size=4), separator=st.sampled_from([", ", ",", " , "]))
+def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[str], separator: str) -> None:
+    raw_value = separator.join(mailboxes)
+    assume("=?" not in raw_value)  # an encoded word's opening: left to the policy
+    header = parse.policy.default.header_factory("To", raw_value)
+
+    fast = parse._simple_addresses(raw_value)
+
+    assert fast is not None
+    assert fast == [(a.display_name, a.addr_spec) for a in header.addresses]
+    assert ", ".join(f"{n} <{a}>" if n else a for n, a in fast) == str(header)
+
+
+@pytest.mark.parametrize(
+    "raw_value",
+    [
+        '"Doe, Jane" <jane@example.org>',
+        "=?utf-8?q?J=C3=B6rg?= <joerg@example.de>",
+        "Jörg <joerg@example.de>",
+        "jane@example.org (Jane Doe)",
+        "J. Doe <jane@example.org>",
+        "undisclosed-recipients:;",
+        "jane@[192.0.2.1]",
+        "Jane <jane@example.org",
+        "jane@example.org,",
+    ],
+)
+def test_anything_but_plain_addresses_goes_to_the_policy_parser(raw_value: str) -> None:
+    assert parse._simple_addresses(raw_value) is None
