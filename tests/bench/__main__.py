@@ -1,0 +1,125 @@
+"""``make bench``: Corridor's numbers, each against a baseline measured in the same run.
+
+    python -m tests.bench            # full size (1M interactions; about 15 minutes)
+    python -m tests.bench --quick    # smoke run (100k interactions)
+    python -m tests.bench --only batch,http
+
+Figures (see DESIGN.md, "Numbers to reach"):
+
+1. ``batch``    batch ingest through the pipeline vs raw sqlite3 executemany
+2. ``http``     POST /api/events over waitress vs a bare Flask endpoint
+3. ``timeline`` a 10k-interaction customer's first page in a 1M database vs raw SQL
+4. ``search``   full-text search over 1M interactions vs the same SQL, raw
+5. ``memory``   RSS while 1M events go through the pipeline (builds the DB for 3 and 4)
+6. ``email``    mailbox backfill from a private Dovecot vs a raw IMAP fetch of the same mail
+7. ``twilio``   signed inbound-SMS webhooks over waitress vs a bare Flask endpoint
+
+Absolute times drift on shared machines; ratios against a baseline measured
+seconds apart do not, which is why every figure has one. Everything lives in
+a temporary directory that is removed at the end (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy
+
+from tests.bench import batch, bench_email, bench_twilio, bigdb, reads, webhook
+from tests.bench.common import FULL, QUICK, Result, Workspace, say
+
+FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search")
+
+
+def _format_value(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:,.2f} {unit}"
+
+
+def summary(results: list[Result]) -> str:
+    rows = [("figure", "result", "baseline", "ratio", "target", "", "note")]
+    for r in results:
+        if r.ratio is None:
+            ratio = "-"
+        elif r.higher_is_better:
+            ratio = f"{r.ratio:.1%}"
+        else:
+            ratio = f"x{r.ratio:.2f}"
+        baseline = f"{_format_value(r.baseline, '')}({r.baseline_label})" if r.baseline else "-"
+        rows.append(
+            (r.name, _format_value(r.figure, r.unit), baseline, ratio, r.target, "PASS" if r.passed else "MISS", r.note)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run (100k interactions)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(FIGURES)}")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory and its databases")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any figure misses its target")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(FIGURES)
+    unknown = sorted(set(chosen) - set(FIGURES))
+    if unknown:
+        parser.error(f"--only: unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    sizes = QUICK if args.quick else FULL
+    # The hub's own warnings (a batch retried one by one, say) are worth seeing.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    root = Path(tempfile.mkdtemp(prefix="corridor-bench-"))
+    workspace = Workspace(root)
+    started = time.perf_counter()
+    say(
+        f"Corridor benchmarks ({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, {platform.machine()}, "
+        f"work dir {root}"
+    )
+    results: list[Result] = []
+    try:
+        if "batch" in chosen:
+            results += batch.run(workspace, sizes)
+        if "http" in chosen:
+            results += webhook.run(workspace, sizes)
+        if "email" in chosen:
+            results += bench_email.run(workspace, messages=500 if args.quick else bench_email.MESSAGES)
+        if "twilio" in chosen:
+            results += bench_twilio.run(workspace, sizes)
+        if {"memory", "timeline", "search"} & set(chosen):
+            # One pipeline-built database serves all three; figure 5 is its by-product.
+            big, memory_results = bigdb.build(workspace, sizes)
+            if "memory" in chosen:
+                results += memory_results
+            if "timeline" in chosen:
+                results += reads.timeline(workspace, sizes, big)
+            if "search" in chosen:
+                results += reads.search(workspace, sizes, big, quick=args.quick)
+    finally:
+        if args.keep:
+            say(f"\nkept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    say(f"\n== Summary ({'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s) ==")
+    say(summary(results))
+    missed = [r.name for r in results if not r.passed]
+    if missed:
+        say(f"\nMISS: {', '.join(missed)}")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

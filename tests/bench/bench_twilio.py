@@ -1,0 +1,425 @@
+"""Twilio webhook benchmark: signed inbound SMS per second against a bare Flask endpoint.
+
+    python -m tests.bench.bench_twilio            # 10 s per run, two rounds
+    python -m tests.bench.bench_twilio --quick    # 3 s per run
+
+Issue 4, item 9: inbound SMS webhooks per second -- each one signature-checked,
+journaled and ingested in its own transaction -- against a bare Flask endpoint
+served the same way, in the same run. Target: >= 50 %.
+
+The set-up mirrors figure 2 (``tests.bench.webhook``): three processes on
+loopback. This one orchestrates; a server process serves either Corridor with
+the Twilio connector or the bare Flask app of figure 2 (``httpserve.bare_app``)
+with waitress as ``corridor run`` does; a load process drives it over keep-alive
+connections. Rounds alternate bare, Corridor, bare, Corridor so that drift on a
+shared machine hits both.
+
+Every Corridor request is a distinct inbound SMS (its own MessageSid) from one
+of the workload's known customers, signed for the public URL with Twilio's
+``RequestValidator`` exactly as Twilio signs it. The requests are rendered and
+signed before the clock starts, so the client's cost per request is a socket
+write; the bare endpoint receives the very same bytes (to its own path).
+
+The load loop here differs from ``tests.bench.loadgen`` only in sending
+pre-rendered requests (loadgen builds JSON bodies from its own templates and
+cannot add a per-request signature header); it reuses loadgen's response
+reader and tally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlencode
+
+from flask import Flask
+from twilio.request_validator import RequestValidator
+
+from connectors.twilio import urls
+from hub import create_app
+from tests.bench.common import FULL, QUICK, Result, Sizes, Workspace, runtime_of, say, seed_people
+from tests.bench.httpserve import THREADS, bare_app
+from tests.bench.loadgen import Tally, _one_response
+from tests.bench.webhook import CONNECTIONS, Server
+from tests.bench.workload import people
+
+TARGET_RATIO = 0.50
+ROUNDS = 2
+WARMUP_SECONDS = 1.0
+#: Requests rendered per second of a Corridor run: well above what it serves,
+#: so a run never runs out (it would say so).
+RENDERED_PER_SECOND = 3_000
+#: Distinct requests the bare endpoint cycles through (it keeps nothing).
+BARE_REQUESTS = 2_000
+
+PUBLIC_URL = "https://corridor.bench.example"
+AUTH_TOKEN = "0b1e7c5d2a9f4e6b8c0d1f3a5b7c9e2d"
+ACCOUNT_SID = "AC" + "5" * 32
+OUR_NUMBER = "+15005550006"
+BARE_PATH = "/api/events"
+SMS_TEXTS = (
+    "Hi, is order 48213107 still coming today?",
+    "The courier left my parcel with a neighbour, can you check where?",
+    "Please cancel order 52119083 before it ships, thanks",
+    "My refund for the Koravime has not arrived yet",
+)
+
+
+# --- the server process ---------------------------------------------------------------
+
+
+def twilio_settings() -> dict[str, dict[str, Any]]:
+    """The settings Corridor is served with: the shipped defaults plus the Twilio connector."""
+    return {
+        "app": {"connectors": ["twilio"], "public_base_url": PUBLIC_URL},
+        "twilio": {
+            "auth_token": AUTH_TOKEN,
+            "account_sid": ACCOUNT_SID,
+            "numbers": [{"number": OUR_NUMBER, "channels": ["sms"]}],
+        },
+    }
+
+
+def corridor_app(root: Path, db: Path) -> Flask:
+    """Corridor exactly as ``create_app`` builds it, with the Twilio connector enabled."""
+    overrides = twilio_settings()
+    overrides["app"].update(instance_dir=str(root / "instance-twilio"), secret_key="bench")
+    overrides["database"] = {"url": f"sqlite:///{db}"}
+    return create_app(overrides=overrides, environ={})
+
+
+def serve(kind: str, root: Path, db: Path | None) -> None:
+    """Serve one app with waitress as ``corridor run`` does; print LISTENING <port>."""
+    import logging
+
+    from waitress.server import create_server
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # a deep queue is the load we asked for
+    if kind == "bare":
+        app = bare_app()
+    elif db is not None:
+        app = corridor_app(root, db)
+    else:
+        raise SystemExit("serve corridor needs --db")
+    server = create_server(app, host="127.0.0.1", port=0, threads=THREADS, ident="bench")
+    print(f"LISTENING {server.effective_port}", flush=True)
+    server.run()
+
+
+def _start(kind: str, root: Path, db: Path | None) -> Server:
+    log = (root / f"server-twilio-{kind}.log").open("w")
+    command = [sys.executable, "-m", "tests.bench.bench_twilio", "serve", kind, "--root", str(root)]
+    if db is not None:
+        command += ["--db", str(db)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=Path.cwd())
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("LISTENING "):
+        process.kill()
+        log.close()
+        raise RuntimeError(f"{kind} server did not start: {(root / f'server-twilio-{kind}.log').read_text()}")
+    return Server(kind, process, int(line.split()[1]), log)
+
+
+# --- the requests -----------------------------------------------------------------------------
+
+
+def inbound_sms(index: int, tag: str, sender: str) -> list[tuple[str, str]]:
+    """An inbound SMS webhook's fields, in Twilio's order (as tests/connectors/twilio/fixtures)."""
+    sid = "SM" + hashlib.sha256(f"{tag}-{index}".encode()).hexdigest()[:32]
+    return [
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("ToCity", "SAN FRANCISCO"),
+        ("FromZip", "94107"),
+        ("SmsSid", sid),
+        ("FromState", "CA"),
+        ("SmsStatus", "received"),
+        ("FromCity", "SAN FRANCISCO"),
+        ("Body", SMS_TEXTS[index % len(SMS_TEXTS)]),
+        ("FromCountry", "US"),
+        ("To", OUR_NUMBER),
+        ("ToZip", "94105"),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", sender),
+        ("ApiVersion", "2010-04-01"),
+    ]
+
+
+def render(count: int, tag: str, path: str) -> list[bytes]:
+    """``count`` distinct signed inbound-SMS requests to ``path``, as raw HTTP/1.1 bytes."""
+    validator = RequestValidator(AUTH_TOKEN)
+    signed_url = urls.webhook_url(PUBLIC_URL, urls.INBOUND_MESSAGE)
+    phones = [person.phone for person in people()]
+    out = []
+    for index in range(count):
+        fields = inbound_sms(index, tag, phones[(index * 7919) % len(phones)])
+        body = urlencode(fields).encode()
+        signature = validator.compute_signature(signed_url, dict(fields))
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: corridor.bench.example\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return out
+
+
+def write_requests(path: Path, requests: Sequence[bytes]) -> None:
+    with path.open("wb") as f:
+        for request in requests:
+            f.write(struct.pack(">I", len(request)))
+            f.write(request)
+
+
+def read_requests(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    out, offset = [], 0
+    while offset < len(data):
+        (length,) = struct.unpack_from(">I", data, offset)
+        out.append(data[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return out
+
+
+# --- the load process -----------------------------------------------------------------------
+
+
+def _worker(
+    port: int,
+    requests: Sequence[bytes],
+    cycle: bool,
+    expect: int,
+    start_at: float,
+    measure_from: float,
+    stop_at: float,
+    tally: Tally,
+    ended: list[float],
+) -> None:
+    import socket
+
+    sock: socket.socket | None = None
+    reader: BinaryIO | None = None
+    i = 0
+    while time.perf_counter() < start_at:
+        time.sleep(0.001)
+    while time.perf_counter() < stop_at:
+        if i == len(requests):
+            if not cycle:
+                break  # out of distinct requests: the run is cut short and says so
+            i = 0
+        request = requests[i]
+        i += 1
+        if sock is None:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = sock.makefile("rb")
+        started = time.perf_counter()
+        try:
+            sock.sendall(request)
+            assert reader is not None
+            status, keep = _one_response(reader)
+        except (OSError, ValueError):
+            status, keep = 0, False
+        if started >= measure_from:
+            tally.statuses[status] = tally.statuses.get(status, 0) + 1
+            if status == expect:
+                tally.ok += 1
+                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                tally.errors += 1
+        if not keep:
+            sock.close()
+            sock, reader = None, None
+    if sock is not None:
+        sock.close()
+    ended.append(min(time.perf_counter(), stop_at))
+
+
+def load(port: int, requests_file: Path, seconds: float, expect: int, cycle: bool) -> dict[str, Any]:
+    """Drive the server with the pre-rendered requests; what loadgen reports, as a dict."""
+    requests = read_requests(requests_file)
+    tallies = [Tally() for _ in range(CONNECTIONS)]
+    ended: list[float] = []
+    start_at = time.perf_counter() + 0.2
+    measure_from = start_at + WARMUP_SECONDS
+    stop_at = measure_from + seconds
+    threads = [
+        threading.Thread(
+            target=_worker,
+            args=(port, requests[n::CONNECTIONS], cycle, expect, start_at, measure_from, stop_at, tallies[n], ended),
+        )
+        for n in range(CONNECTIONS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(ended) - measure_from
+    latencies = sorted(x for t in tallies for x in t.latencies_ms)
+    statuses: dict[int, int] = {}
+    for t in tallies:
+        for status, number in t.statuses.items():
+            statuses[status] = statuses.get(status, 0) + number
+    ok = sum(t.ok for t in tallies)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else 0.0
+
+    return {
+        "ok": ok,
+        "errors": sum(t.errors for t in tallies),
+        "statuses": statuses,
+        "seconds": elapsed,
+        "rps": ok / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "ran_out": min(ended) < stop_at - 0.05,
+    }
+
+
+def _run_load(server: Server, requests_file: Path, sizes: Sizes, expect: int, cycle: bool) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "tests.bench.bench_twilio", "load", "--port", str(server.port),
+        "--requests", str(requests_file), "--seconds", str(sizes.http_seconds), "--expect", str(expect),
+    ]  # fmt: skip
+    if cycle:
+        command.append("--cycle")
+    cpu_before = server.cpu_seconds()
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=sizes.http_seconds + 120, cwd=Path.cwd()
+    )
+    report: dict[str, Any] = json.loads(completed.stdout)
+    report["server_cpu"] = (server.cpu_seconds() - cpu_before) / (report["seconds"] + WARMUP_SECONDS + 0.2)
+    return report
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def run(workspace: Workspace, sizes: Sizes) -> list[Result]:
+    """Both servers, alternating rounds; one Result in the shape of the other figures."""
+    say(
+        f"\n== Twilio inbound SMS webhooks over HTTP: waitress ({THREADS} threads) in its own process, "
+        f"{CONNECTIONS} keep-alive connections, {sizes.http_seconds:.0f} s per run =="
+    )
+    db = workspace.fresh_db("twilio")
+    setup = corridor_app(workspace.root, db)
+    seed_people(runtime_of(setup), people())
+    runtime_of(setup).database.dispose()
+
+    per_run = int(RENDERED_PER_SECOND * (sizes.http_seconds + WARMUP_SECONDS + 1))
+    bare_file = workspace.root / "twilio-bare.requests"
+    write_requests(bare_file, render(BARE_REQUESTS, "bare", BARE_PATH))
+    servers = {"bare": _start("bare", workspace.root, None), "corridor": _start("corridor", workspace.root, db)}
+    totals = {kind: {"ok": 0, "seconds": 0.0, "errors": 0} for kind in servers}
+    ran_out = False
+    try:
+        for round_number in range(ROUNDS):
+            corridor_file = workspace.root / f"twilio-r{round_number}.requests"
+            write_requests(corridor_file, render(per_run, f"r{round_number}", urls.INBOUND_MESSAGE))
+            for kind, server in servers.items():
+                if kind == "bare":
+                    report = _run_load(server, bare_file, sizes, expect=201, cycle=True)
+                else:
+                    report = _run_load(server, corridor_file, sizes, expect=200, cycle=False)
+                    ran_out = ran_out or report["ran_out"]
+                totals[kind]["ok"] += report["ok"]
+                totals[kind]["seconds"] += report["seconds"]
+                totals[kind]["errors"] += report["errors"]
+                say(
+                    f"{kind:<9} round {round_number + 1}: {report['rps']:8,.0f} req/s  p50 {report['p50_ms']:6.2f} ms"
+                    f"  p99 {report['p99_ms']:6.2f} ms  errors {report['errors']}  statuses {report['statuses']}"
+                    f"  server CPU {report['server_cpu']:.0%}"
+                )
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    connection = sqlite3.connect(db)
+    stored = connection.execute("SELECT count(*) FROM interaction").fetchone()[0]
+    journaled = connection.execute("SELECT count(*) FROM journal_entry WHERE source = 'twilio.message'").fetchone()[0]
+    connection.close()
+    say(f"corridor journaled {journaled:,} and stored {stored:,} SMS (warm-up included)")
+    bare_rps = totals["bare"]["ok"] / totals["bare"]["seconds"]
+    hub_rps = totals["corridor"]["ok"] / totals["corridor"]["seconds"]
+    errors = int(totals["bare"]["errors"] + totals["corridor"]["errors"])
+    ratio = hub_rps / bare_rps
+    notes = [f"{errors} errors"] if errors else []
+    if ran_out:
+        notes.append("ran out of rendered requests; raise RENDERED_PER_SECOND")
+    return [
+        Result(
+            name="HTTP POST Twilio inbound SMS",
+            figure=hub_rps,
+            unit="req/s",
+            baseline=bare_rps,
+            baseline_label="bare Flask 201",
+            higher_is_better=True,
+            target=f">= {TARGET_RATIO:.0%} of bare Flask",
+            passed=ratio >= TARGET_RATIO and errors == 0 and stored == journaled,
+            note="; ".join(notes),
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, as a child process, one of its servers or load runs)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_twilio", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="role")
+    serving = sub.add_parser("serve")
+    serving.add_argument("kind", choices=["corridor", "bare"])
+    serving.add_argument("--root", type=Path, required=True)
+    serving.add_argument("--db", type=Path)
+    loading = sub.add_parser("load")
+    loading.add_argument("--port", type=int, required=True)
+    loading.add_argument("--requests", type=Path, required=True)
+    loading.add_argument("--seconds", type=float, required=True)
+    loading.add_argument("--expect", type=int, required=True)
+    loading.add_argument("--cycle", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+
+    if args.role == "serve":
+        serve(args.kind, args.root, args.db)
+        return 0
+    if args.role == "load":
+        print(json.dumps(load(args.port, args.requests, args.seconds, args.expect, args.cycle)))
+        return 0
+
+    root = Path(tempfile.mkdtemp(prefix="corridor-bench-twilio-"))
+    try:
+        (result,) = run(Workspace(root), QUICK if args.quick else FULL)
+    finally:
+        if args.keep:
+            say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    assert result.ratio is not None
+    say(
+        f"\nTwilio inbound SMS webhooks: {result.figure:,.0f} req/s vs bare Flask {result.baseline:,.0f} req/s "
+        f"= {result.ratio:.1%} (target >= {TARGET_RATIO:.0%}): {'PASS' if result.passed else 'MISS'}"
+        + (f" ({result.note})" if result.note else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
