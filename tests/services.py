@@ -539,6 +539,7 @@ service imap-login {{
             if "Address already in use" in log_tail(self.startup_output):
                 raise _PortTakenError(message)
             raise RuntimeError(message)
+
         # The file appears before its content: wait for a whole pid, or a
         # half-written file reads as "" and the started server is orphaned.
         def pid_written() -> bool:
