@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import click
+from alembic import command
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from hub.auth import create_agent, issue_token
 from hub.config import SettingsError
 from hub.identity import normalise_email
 from hub.journal import due_entries, replay
-from hub.migrate import current_revision, head_revision, upgrade
+from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
 from hub.models import Agent, Interaction, JournalEntry, JournalStatus, Role
 from hub.replies import deliver, due_deliveries
 from hub.runtime import Runtime, current_runtime
@@ -85,10 +86,6 @@ def db_current() -> None:
 @with_appcontext
 def db_revision(message: str) -> None:
     """Write a new migration from the difference between the models and the database."""
-    from alembic import command
-
-    from hub.migrate import alembic_config, is_current
-
     database = _runtime().database
     if not is_current(database):
         raise click.ClickException("the database is not at the newest migration; run `corridor db upgrade` first")

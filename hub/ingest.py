@@ -44,7 +44,6 @@ from sqlalchemy.orm import Session
 
 from hub.db import Database, after_commit
 from hub.events import (
-    NON_PERSONAL_KINDS,
     CallStatus,
     Channel,
     ChannelEvent,
@@ -755,19 +754,15 @@ class _Batch:
                 elif (event.channel.value, event.session) in by_session:
                     chosen = state_for(by_session[(event.channel.value, event.session)])
             # 3. The customer's open conversation continues, whatever the channel.
-            if chosen is None and p.address.kind not in NON_PERSONAL_KINDS | {IdentityKind.WITHHELD}:
+            # Non-personal senders have a customer of their own each, so the
+            # same rule only ever continues that one sender's conversation.
+            if chosen is None:
                 candidate = latest_open.get(p.customer_id)
                 if (
                     candidate is not None
                     and candidate.status != ConversationStatus.CLOSED
                     and candidate.opened_at - window <= event.occurred_at <= candidate.last_activity_at + window
                 ):
-                    chosen = candidate
-            elif chosen is None:
-                # Short codes and alphanumeric senders: one running
-                # conversation per sender, like a personal customer's.
-                candidate = latest_open.get(p.customer_id)
-                if candidate is not None and candidate.status != ConversationStatus.CLOSED:
                     chosen = candidate
             # 4. Auto-replies and bounces never open a conversation.
             if chosen is None and not event.opens_conversation:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 from flask import Blueprint
 
-from hub.config import Settings
+from hub.config import Settings, SettingsError
 from hub.events import Channel, Ingestible
 
 if TYPE_CHECKING:
@@ -88,8 +88,6 @@ def load_connectors(registry: Registry, names: list[str]) -> None:
         try:
             module = importlib.import_module(f"connectors.{name}")
         except ModuleNotFoundError as exc:
-            from hub.config import SettingsError
-
             raise SettingsError(f"HUB_APP_CONNECTORS: no connector named {name!r} ({exc})") from None
         init = getattr(module, "init_connector", None)
         if init is None:

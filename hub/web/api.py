@@ -7,7 +7,8 @@ at fault (see hub.web.errors).
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
@@ -155,8 +156,6 @@ def _time_arg(name: str) -> datetime | None:
     except ValueError:
         raise ApiError(400, name, f"is not an ISO 8601 date or time: {raw!r}") from None
     if value.tzinfo is None:
-        from datetime import UTC
-
         value = value.replace(tzinfo=UTC)
     return value
 
@@ -412,8 +411,7 @@ def search() -> ResponseReturnValue:
 
 
 def _with_resolved_customer(session: Any, query: SearchQuery) -> SearchQuery:
-    from dataclasses import replace
-
+    """Search a merged customer's id as the customer it was merged into."""
     assert query.customer_id is not None
     return replace(query, customer_id=customers.resolve(session, query.customer_id).id)
 
