@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -440,6 +440,21 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
+def pairs_in(first: Any, second: Any, pairs: Sequence[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """``(first, second) IN pairs``, written so that SQLite seeks instead of scanning.
+
+    SQLite (3.40) plans a row-value ``IN`` of two or more pairs as a scan of
+    the whole unique index: 0.1 ms for one pair, 93 ms for two on a
+    million interactions. Grouped by the first column it becomes
+    ``first = ? AND second IN (...)``: one index seek per group, on SQLite and
+    PostgreSQL alike.
+    """
+    groups: dict[Any, list[Any]] = {}
+    for a, b in pairs:
+        groups.setdefault(a, []).append(b)
+    return or_(*(and_(first == a, second.in_(bs)) for a, bs in groups.items()))
+
+
 def _insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -650,7 +665,7 @@ class _Batch:
             rows = self.conn.execute(
                 select(
                     Interaction.channel, Interaction.external_id, Interaction.customer_id, Interaction.identity_id
-                ).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+                ).where(pairs_in(Interaction.channel, Interaction.external_id, chunk))
             )
             for channel, external_id, customer_id, identity_id in rows:
                 owners[(channel, external_id)] = (customer_id, identity_id)
@@ -661,7 +676,7 @@ class _Batch:
         for chunk in _chunks(keys):
             rows = self.conn.execute(
                 select(Identity.kind, Identity.value, Identity.id, Identity.customer_id).where(
-                    tuple_(Identity.kind, Identity.value).in_(chunk)
+                    pairs_in(Identity.kind, Identity.value, chunk)
                 )
             )
             for kind, value, identity_id, customer_id in rows:
@@ -692,7 +707,7 @@ class _Batch:
                     Interaction.id,
                     Interaction.customer_id,
                     Interaction.conversation_id,
-                ).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+                ).where(pairs_in(Interaction.channel, Interaction.external_id, chunk))
             )
             for channel, external_id, iid, cid, conv in rows:
                 found[(channel, external_id)] = (iid, cid, conv)
@@ -855,7 +870,7 @@ class _Batch:
         for chunk in _chunks(keys):
             rows = self.conn.execute(
                 select(Interaction.channel, Interaction.external_id, Interaction.conversation_id).where(
-                    tuple_(Interaction.channel, Interaction.external_id).in_(chunk),
+                    pairs_in(Interaction.channel, Interaction.external_id, chunk),
                     Interaction.conversation_id.is_not(None),
                 )
             )
@@ -871,7 +886,7 @@ class _Batch:
             rows = self.conn.execute(
                 select(Interaction.channel, Interaction.session_key, Interaction.conversation_id)
                 .where(
-                    tuple_(Interaction.channel, Interaction.session_key).in_(chunk),
+                    pairs_in(Interaction.channel, Interaction.session_key, chunk),
                     Interaction.conversation_id.is_not(None),
                 )
                 .order_by(Interaction.id)
@@ -1017,7 +1032,7 @@ class _Batch:
         for chunk in _chunks(keys):
             rows = self.session.execute(
                 select(AppliedUpdate.channel, AppliedUpdate.update_id).where(
-                    tuple_(AppliedUpdate.channel, AppliedUpdate.update_id).in_(chunk)
+                    pairs_in(AppliedUpdate.channel, AppliedUpdate.update_id, chunk)
                 )
             )
             applied.update((channel, update_id) for channel, update_id in rows)
@@ -1082,7 +1097,7 @@ class _Batch:
         found: dict[tuple[str, str], Interaction] = {}
         for chunk in _chunks(keys):
             for interaction in self.session.scalars(
-                select(Interaction).where(tuple_(Interaction.channel, Interaction.external_id).in_(chunk))
+                select(Interaction).where(pairs_in(Interaction.channel, Interaction.external_id, chunk))
             ):
                 found[(interaction.channel, interaction.external_id)] = interaction
         return found
