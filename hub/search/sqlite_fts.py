@@ -101,12 +101,12 @@ class SqliteFts:
             params["customer_id"] = query.customer_id
         offset = 0
         if query.order == "relevance":
-            order = "ORDER BY f.rank, i.id DESC"
+            order, page_order = "ORDER BY f.rank, i.id DESC", "ORDER BY page.score, page.id DESC"
             if query.cursor:
                 offset = int(query.cursor) if query.cursor.isdigit() else 0
             paging = f" LIMIT :limit OFFSET {offset}"
         else:
-            order = "ORDER BY i.occurred_at DESC, i.id DESC"
+            order, page_order = "ORDER BY i.occurred_at DESC, i.id DESC", "ORDER BY page.occurred_at DESC, page.id DESC"
             if query.cursor:
                 moment, row_id = decode_cursor(query.cursor)
                 filters.append("(i.occurred_at, i.id) < (:c_at, :c_id)")
@@ -114,12 +114,21 @@ class SqliteFts:
                 params["c_id"] = row_id
             paging = " LIMIT :limit"
         where = "".join(f" AND {f}" for f in filters)
+        # The page is chosen first and snippets are made for its rows only:
+        # SQLite would otherwise build a snippet for every match before
+        # sorting (2.4 s instead of 0.4 s for a word in half of a million
+        # interactions).
         sql = (
+            "WITH page AS MATERIALIZED ("
             "SELECT i.id, i.customer_id, i.conversation_id, i.channel, i.direction, "
-            "i.occurred_at, i.subject, "
-            f"snippet({FTS_TABLE}, 1, :start, :end, '…', 16) AS snippet "
+            "i.occurred_at, i.subject, f.rank AS score "
             f"FROM {FTS_TABLE} AS f JOIN interaction AS i ON i.id = f.rowid "
-            f"WHERE {FTS_TABLE} MATCH :match{where} {order}{paging}"
+            f"WHERE {FTS_TABLE} MATCH :match{where} {order}{paging}) "
+            "SELECT page.id, page.customer_id, page.conversation_id, page.channel, page.direction, "
+            "page.occurred_at, page.subject, "
+            f"snippet({FTS_TABLE}, 1, :start, :end, '…', 16) AS snippet "
+            f"FROM page CROSS JOIN {FTS_TABLE} ON {FTS_TABLE}.rowid = page.id "
+            f"WHERE {FTS_TABLE} MATCH :match {page_order}"
         )
         rows = session.execute(text(sql).columns(occurred_at=UTCDateTime()), params).all()
         hits = [

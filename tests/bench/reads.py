@@ -49,7 +49,7 @@ def captured_selects(engine: Engine) -> Iterator[list[Statement]]:
     statements: list[Statement] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             statements.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", before)
