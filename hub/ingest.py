@@ -370,28 +370,28 @@ def record_unparseable(
 
 
 def _journal(session: Session, arrivals: Sequence[Arrival], now: datetime) -> list[int]:
-    rows = [
-        {
-            "source": arrival.source[:200],
-            "channel": item.channel.value,
-            # A lookup aid only: the payload itself is kept whole, so an id
-            # too long for an interaction must still be journaled.
-            "external_id": (
-                item.external_id if isinstance(item, ChannelEvent) else f"{item.external_id}#{item.update_id}"
-            )[:998],
-            "received_at": now,
-            "content_type": item.raw_content_type,
-            "payload": item.raw,
-            "context": dict(arrival.context),
-            # Optimistic: the rows that end otherwise are updated below, so the
-            # common case costs no second statement.
-            "status": JournalStatus.PROCESSED,
-            "attempts": 1,
-        }
-        for arrival in arrivals
-        for item in (arrival.item,)
-    ]
+    rows = [_journal_row(arrival, now) for arrival in arrivals]
     return insert_returning_ids(session.connection(), JOURNAL, rows)
+
+
+def _journal_row(arrival: Arrival, now: datetime) -> dict[str, Any]:
+    item = arrival.item
+    # A lookup aid only: the payload itself is kept whole, so an id too long
+    # for an interaction must still be journaled.
+    lookup = item.external_id if isinstance(item, ChannelEvent) else f"{item.external_id}#{item.update_id}"
+    return {
+        "source": arrival.source[:200],
+        "channel": item.channel.value,
+        "external_id": lookup[:998],
+        "received_at": now,
+        "content_type": item.raw_content_type,
+        "payload": item.raw,
+        "context": dict(arrival.context),
+        # Optimistic: the rows that end otherwise are updated later, so the
+        # common case costs no second statement.
+        "status": JournalStatus.PROCESSED,
+        "attempts": 1,
+    }
 
 
 def insert_returning_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
