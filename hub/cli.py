@@ -7,10 +7,13 @@ what it did. Connectors add their own commands (``corridor email sync``).
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -153,22 +156,56 @@ def demo(customers: int, if_empty: bool, seed: int) -> None:
     click.echo(summary)
 
 
+def start_worker(environ: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``corridor worker`` as a child of this process, stopping when this process is gone.
+
+    It reads its settings from ``environ`` (default: this process's), so it
+    runs on the same database with the same connectors.
+    """
+    # Our own interpreter and module, no user input: S603 does not apply.
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "hub.cli", "worker", "--parent-pid", str(os.getpid())],
+        env=dict(environ) if environ is not None else None,
+    )
+
+
 @cli.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @click.option("--threads", default=8, show_default=True)
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Start `corridor worker` beside the web server (journal processing, intake, retries).",
+)
 @with_appcontext
-def run(host: str, port: int, threads: int) -> None:
-    """Serve Corridor (migrations applied first)."""
+def run(host: str, port: int, threads: int, worker: bool) -> None:
+    """Serve Corridor (migrations applied first), with a worker process beside it."""
     from flask import current_app
     from waitress import serve
 
     runtime = _runtime()
     upgrade(runtime.database)
+    child: subprocess.Popen[bytes] | None = None
+    if worker:
+        # The worker processes what the web server journals, on the other
+        # core: the web process only checks, journals and answers.
+        runtime.journal.detach()
+        child = start_worker()
     click.echo(
-        f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name})"
+        f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name}"
+        f"{', worker pid ' + str(child.pid) if child else ''})"
     )
-    serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
+    try:
+        serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 # -- search --------------------------------------------------------------------------
@@ -284,11 +321,15 @@ def _every(seconds: float, work: Any, stop: threading.Event, name: str) -> None:
 
 @cli.command("worker")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between retry passes.")
+@click.option("--parent-pid", type=int, default=None, hidden=True, help="Stop when this process is gone.")
 @with_appcontext
-def worker(interval: float) -> None:
-    """Run the connectors' intake loops, reply retries and journal replays until stopped."""
+def worker(interval: float, parent_pid: int | None) -> None:
+    """Process the journal; run the connectors' intake loops, reply retries and journal replays until stopped."""
     runtime = _runtime()
     upgrade(runtime.database)
+    # This process processes what any web process journals; it learns of new
+    # entries by polling, so its own in-process wake-ups are not needed.
+    runtime.journal.detach()
     stop = threading.Event()
 
     def retry_replies() -> None:
@@ -301,11 +342,22 @@ def worker(interval: float) -> None:
         if ids:
             replay(runtime.database, runtime.registry, ids)
 
+    def watch_parent(stop: threading.Event) -> None:
+        # Started by `corridor run`: a worker outliving its web server
+        # (killed with SIGKILL, say) would keep the database busy for nobody.
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                click.echo(f"parent process {parent_pid} is gone: stopping")
+                stop.set()
+
     loops: dict[str, Any] = {
+        "journal processing": runtime.journal.run,
         "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
         "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
         **runtime.registry.workers,
     }
+    if parent_pid is not None:
+        loops["parent watch"] = watch_parent
     threads = [threading.Thread(target=loop, args=(stop,), name=name, daemon=True) for name, loop in loops.items()]
 
     def shutdown(signum: int, _frame: Any) -> None:

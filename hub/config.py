@@ -261,6 +261,21 @@ class ThreadingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JournalSettings:
+    processor: str
+    batch_size: int
+    poll_interval: float
+
+    def validate(self) -> None:
+        if self.processor not in {"web", "worker"}:
+            raise SettingsError(f"HUB_JOURNAL_PROCESSOR: one of web, worker, got {self.processor!r}")
+        if not 1 <= self.batch_size <= 10_000:
+            raise SettingsError(f"HUB_JOURNAL_BATCH_SIZE: between 1 and 10000, got {self.batch_size}")
+        if not 0.001 <= self.poll_interval <= 60:
+            raise SettingsError(f"HUB_JOURNAL_POLL_INTERVAL: between 0.001 and 60 seconds, got {self.poll_interval}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HubSettings:
     """The hub's own settings, typed. Connectors read their sections themselves."""
 
@@ -269,6 +284,7 @@ class HubSettings:
     search: SearchSettings
     identity: IdentitySettings
     threading: ThreadingSettings
+    journal: JournalSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSettings:
@@ -278,4 +294,5 @@ class HubSettings:
             search=settings.section("search", SearchSettings),
             identity=settings.section("identity", IdentitySettings),
             threading=settings.section("threading", ThreadingSettings),
+            journal=settings.section("journal", JournalSettings),
         )

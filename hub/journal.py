@@ -1,23 +1,37 @@
-"""The raw-event journal: what arrived, what became of it, and replay.
+"""The raw-event journal: what arrived, what became of it, processing and replay.
 
-Every payload is here, processed or not. Entries that failed (a parser bug, a
-database hiccup) or were deferred (a status callback that overtook its
-message) are retried with backoff by the worker, or on demand with
-``corridor journal replay``. A replay parses the raw payload again with its
-source's parser, so a fixed parser repairs what an old one got wrong.
+Every payload is here, processed or not. Webhooks and the event API journal
+what they accept as *received* (``hub.ingest.receive``) and answer; a
+journal processor then takes received entries in arrival order, a batch per
+transaction, parses each again with its source's parser and runs the batch
+through the pipeline (``process_received``). It runs as a thread in the web
+process or in ``corridor worker`` (``[journal] processor``); on SQLite the
+write lock, on PostgreSQL ``FOR UPDATE SKIP LOCKED``, keeps two processors
+from taking the same entry, and the claim commits with the timeline rows,
+so a crash in between leaves the entry received, to be processed again.
+
+Entries that failed (a parser bug, a database hiccup) or were deferred (a
+status callback that overtook its message) are retried with backoff by the
+worker, or on demand with ``corridor journal replay``. A replay parses the
+raw payload again with its source's parser, so a fixed parser repairs what an
+old one got wrong.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database
-from hub.ingest import IngestResult, process_journaled, retry_delay
+from hub.events import Ingestible
+from hub.ingest import CHUNK, IngestResult, on_received, process_journaled, retry_delay
 from hub.models import JournalEntry, JournalStatus, utcnow
 from hub.registry import Registry
 
@@ -98,3 +112,162 @@ def _fail(session: Session, entry: JournalEntry, attempts: int, error: str) -> N
     entry.error = error
     entry.attempts = attempts
     entry.next_attempt_at = utcnow() + retry_delay(attempts)
+
+
+def process_received(database: Database, registry: Registry, *, limit: int = 200) -> int:
+    """Process up to ``limit`` received entries, oldest first, in one transaction.
+
+    Returns how many entries it took (0: nothing was waiting). An entry whose
+    payload no longer parses (its connector was disabled, a parser bug) is
+    marked failed with the reason, for the worker's retries and an admin; the
+    others in the batch go on.
+    """
+    with database.write() as session:
+        rows = session.execute(
+            select(JournalEntry.id, JournalEntry.source, JournalEntry.payload, JournalEntry.context)
+            .where(JournalEntry.status == JournalStatus.RECEIVED, JournalEntry.next_attempt_at.is_(None))
+            .order_by(JournalEntry.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return 0
+        items: list[Ingestible] = []
+        journal_ids: list[int] = []
+        parsed: list[int] = []
+        for row in rows:
+            parser = registry.parser_for(row.source)
+            if parser is None:
+                _fail_received(session, row.id, f"no parser for source {row.source!r} (is its connector enabled?)")
+                continue
+            try:
+                found = list(parser(row.payload, dict(row.context)))
+            except Exception as exc:
+                _fail_received(session, row.id, f"{type(exc).__name__}: {exc}")
+                continue
+            if not found:
+                _fail_received(session, row.id, "the parser found nothing to ingest")
+                continue
+            parsed.append(row.id)
+            # One payload may hold several items; they share the entry.
+            items.extend(found)
+            journal_ids.extend([row.id] * len(found))
+        for start in range(0, len(parsed), CHUNK):
+            # Optimistic, as for ingest_many's journal rows: the pipeline
+            # marks the entries that end otherwise (duplicate, deferred, failed).
+            session.execute(
+                update(JournalEntry)
+                .where(JournalEntry.id.in_(parsed[start : start + CHUNK]))
+                .values(status=JournalStatus.PROCESSED)
+            )
+        if items:
+            process_journaled(session, items, journal_ids)
+    return len(rows)
+
+
+def _fail_received(session: Session, entry_id: int, error: str) -> None:
+    log.error("journal #%d could not be processed: %s", entry_id, error)
+    session.execute(
+        update(JournalEntry)
+        .where(JournalEntry.id == entry_id)
+        .values(status=JournalStatus.FAILED, error=error[:4000], next_attempt_at=utcnow() + retry_delay(1))
+    )
+
+
+class JournalProcessor:
+    """Takes received journal entries through the pipeline until stopped.
+
+    In the web process (``[journal] processor = "web"``) it is woken the
+    moment a request commits received entries, and started by the first one,
+    so a process that never receives anything (a CLI command) never runs it.
+    In ``corridor worker`` it polls every ``poll_interval`` seconds, because
+    the entries are committed by another process. Under load it never sleeps:
+    whatever arrived while a batch was processed is the next batch, so batches
+    grow with the load and the pipeline's per-batch cost is shared.
+    """
+
+    def __init__(
+        self, database: Database, registry: Registry, *, batch_size: int = 200, poll_interval: float = 0.05
+    ) -> None:
+        self.database = database
+        self.registry = registry
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._detach: Callable[[], None] | None = None
+
+    def attach(self) -> None:
+        """Run in this process: start with the first received entry, then wake with each."""
+        if self._detach is None:
+            self._detach = on_received(self.database, self.wake)
+
+    def detach(self) -> None:
+        """Leave received entries to another process (``corridor run`` with its worker)."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        self.stop()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+        thread = self._thread
+        # After a fork (a pre-forking server) the thread is the parent's.
+        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                    self._stop.clear()
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(
+                        target=self.run, args=(self._stop,), name="journal processor", daemon=True
+                    )
+                    self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wakeup.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(timeout)
+
+    def run(self, stop: threading.Event) -> None:
+        """Process until ``stop`` is set; errors are logged and retried after a pause."""
+        while not stop.is_set():
+            # Cleared before draining: an entry committed while this batch
+            # runs sets it again, and the next wait returns at once.
+            self._wakeup.clear()
+            try:
+                self.drain(stop)
+            except Exception:
+                log.exception("journal processing failed; retrying in %s s", max(self.poll_interval, 1.0))
+                stop.wait(max(self.poll_interval, 1.0))
+                continue
+            self._wakeup.wait(self.poll_interval)
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Process received entries until none is left; returns how many."""
+        done = 0
+        while stop is None or not stop.is_set():
+            taken = process_received(self.database, self.registry, limit=self.batch_size)
+            done += taken
+            if taken < self.batch_size:
+                break
+        return done
+
+
+def wait_processed(database: Database, entry_id: int, timeout: float) -> JournalEntry | None:
+    """The entry once a processor has taken it, or None if it is still received after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        with database.read() as session:
+            entry = session.get(JournalEntry, entry_id)
+            if entry is not None and entry.status != JournalStatus.RECEIVED:
+                return entry
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)

@@ -90,6 +90,8 @@ class Role(enum.StrEnum):
 
 
 class JournalStatus(enum.StrEnum):
+    #: Durable, answered, not processed yet: a journal processor takes it next.
+    RECEIVED = "received"
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     #: Processing failed; retried by the worker, shown to admins.

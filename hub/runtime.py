@@ -17,6 +17,7 @@ from hub.auth import TokenCache
 from hub.config import HubSettings, Settings
 from hub.db import Database
 from hub.ingest import PIPELINE_KEY, PipelineConfig
+from hub.journal import JournalProcessor
 from hub.realtime import Notifier
 from hub.registry import Registry, load_connectors
 from hub.search import SearchBackend, make_backend
@@ -33,6 +34,8 @@ class Runtime:
     notifier: Notifier
     pipeline: PipelineConfig
     registry: Registry
+    #: Puts received journal entries on the timeline ([journal] processor).
+    journal: JournalProcessor
     tokens: TokenCache = field(default_factory=TokenCache)
 
     @property
@@ -70,6 +73,11 @@ def build_runtime(settings: Settings) -> Runtime:
     # The generic event API's payloads replay like any connector's.
     registry.add_parser("api", lambda raw, _context: [parse_event(raw)])
     load_connectors(registry, hub.app.connectors)
+    journal = JournalProcessor(
+        database, registry, batch_size=hub.journal.batch_size, poll_interval=hub.journal.poll_interval
+    )
+    if hub.journal.processor == "web":
+        journal.attach()
     return Runtime(
         settings=settings,
         hub=hub,
@@ -79,6 +87,7 @@ def build_runtime(settings: Settings) -> Runtime:
         notifier=notifier,
         pipeline=pipeline,
         registry=registry,
+        journal=journal,
     )
 
 

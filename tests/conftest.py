@@ -88,6 +88,9 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
         overrides: dict[str, dict[str, Any]] = {
             "app": {"instance_dir": str(tmp_path / "instance"), "secret_key": "test-secret"},
             "database": {"url": database_url},
+            # No background thread: a test processes the journal when it
+            # chooses (settle()), so what it asserts never races a processor.
+            "journal": {"processor": "worker"},
         }
         for section, values in sections.items():
             overrides.setdefault(section, {}).update(values)
@@ -98,6 +101,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
 
     yield factory
     for app in apps:
+        app.extensions["corridor"].journal.stop()
         app.extensions["corridor"].database.dispose()
 
 

@@ -1,4 +1,4 @@
-"""Twilio's webhooks: checked, journaled, ingested, then answered.
+"""Twilio's webhooks: checked, journaled, answered; processed right after.
 
 Every request Twilio makes goes through the same steps, in this order:
 
@@ -11,17 +11,18 @@ Every request Twilio makes goes through the same steps, in this order:
    as failed with its error, so nothing Twilio sent is lost and an admin can
    replay it once the parser learns the shape, and Twilio gets 400 naming the
    field.
-3. **Ingest** with ``hub.ingest.accept`` (concurrent webhooks share a group
+3. **Journal** with ``hub.ingest.receive`` (concurrent webhooks share a group
    commit) under the source ``twilio.<event>``. The journal row commits before
-   Twilio gets its 2xx; if
-   the commit fails Twilio gets a 5xx and retries. Retries are harmless: the hub
-   deduplicates on MessageSid, CallSid, ``CallSid:status`` and ``RecordingSid``.
+   Twilio gets its 2xx; if the commit fails Twilio gets a 5xx and retries.
 4. **Answer**: TwiML where Twilio waits for instructions (a ringing call, the
-   end of a dial, an inbound message), 204 for status callbacks.
-
-A payload the hub journals but fails to process (a database hiccup half-way)
-still gets its 2xx: it is durable, and the worker replays it with the parser
-registered for its source.
+   end of a dial, an inbound message), 204 for status callbacks. None of the
+   answers depends on the timeline, so none waits for it.
+5. **Process**: the hub's journal processor parses the payload again with the
+   parser registered for its source and puts it on the timeline, batched with
+   whatever else arrived, within milliseconds (``hub.journal``). Retries are
+   harmless: the hub deduplicates on MessageSid, CallSid, ``CallSid:status``
+   and ``RecordingSid``, and a payload that fails there stays in the journal
+   with its error for the worker's retries.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from connectors.twilio.settings import TwilioSettings
 from connectors.twilio.signature import SIGNATURE_HEADER, public_url, verify
 from hub.db import Database
 from hub.events import Ingestible
-from hub.ingest import accept, record_unparseable
+from hub.ingest import receive, record_unparseable
 from hub.registry import Parser
 
 log = logging.getLogger(__name__)
@@ -232,9 +233,9 @@ def build_blueprint(database: Database, settings: TwilioSettings, token: str, pu
                     context=context,
                 )
             return _refusal(415 if form is None else 400, exc.field, exc.message)
-        accept(database, [item], source=webhook.source, context=context)
-        # Committed: whatever became of the item (new, duplicate, deferred until
-        # its message arrives, failed and queued for replay), it is durable.
+        receive(database, [item], source=webhook.source, context=context)
+        # Committed: whatever becomes of the item (new, duplicate, deferred
+        # until its message arrives, failed and queued for replay), it is durable.
         return webhook.answer(form, answers)
 
     for webhook in WEBHOOKS:

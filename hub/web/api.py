@@ -13,11 +13,23 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hub import customers, replies
 from hub.events import Channel, IdentityKind
-from hub.ingest import IngestResult, accept
-from hub.models import AttachmentRecord, Conversation, Customer, CustomerMerge, Identity, Interaction
+from hub.ingest import receive
+from hub.journal import wait_processed
+from hub.models import (
+    AttachmentRecord,
+    Conversation,
+    Customer,
+    CustomerMerge,
+    Identity,
+    Interaction,
+    JournalEntry,
+    JournalStatus,
+)
 from hub.runtime import current_runtime
 from hub.search import SearchHit, SearchQuery
 from hub.timeline import TimelinePage, conversation_interactions, customer_timeline
@@ -147,6 +159,19 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _float_arg(name: str, default: float, low: float, high: float) -> float:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, name, f"must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, name, f"must be between {low:g} and {high:g}")
+    return value
+
+
 def _time_arg(name: str) -> datetime | None:
     raw = request.args.get(name)
     if not raw:
@@ -168,10 +193,22 @@ def _agent_id() -> int | None:
 # -- Events --------------------------------------------------------------------------
 
 
+#: The longest a client may ask POST /api/events to wait for processing.
+MAX_WAIT_SECONDS = 30.0
+
+
 @api.post("/events")
 @requires("events.write")
 def post_event() -> ResponseReturnValue:
-    """The generic channel: any system pushes one ChannelEvent as JSON."""
+    """The generic channel: any system pushes one ChannelEvent as JSON.
+
+    The event is validated, journaled and answered with 202: it is durable,
+    and the journal processor puts it on the timeline a moment later
+    (``GET /api/journal/<id>`` says what became of it). ``?wait=<seconds>``
+    answers once it is processed instead, with its interaction, customer and
+    conversation (201, or 200 for a duplicate), for clients that need the ids.
+    """
+    wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT_SECONDS)
     if request.mimetype != "application/json":
         raise ApiError(415, "body", "send Content-Type: application/json")
     body = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
@@ -179,26 +216,67 @@ def post_event() -> ResponseReturnValue:
         event = parse_event(body)
     except FieldError as exc:
         raise ApiError(400, exc.field, exc.message) from None
-    [result] = accept(current_runtime().database, [event], source="api")
-    return jsonify(_ingest_json(result)), _ingest_status(result)
+    database = current_runtime().database
+    [journal_id] = receive(database, [event], source="api")
+    headers = {"Location": f"/api/journal/{journal_id}"}
+    entry = wait_processed(database, journal_id, wait) if wait else None
+    if entry is None:
+        return jsonify(_received_json(journal_id)), 202, headers
+    with database.read() as session:
+        outcome = _journal_json(session, entry)
+    if entry.status == JournalStatus.PROCESSED:
+        return jsonify(outcome), 201, headers
+    if entry.status == JournalStatus.DUPLICATE:
+        return jsonify(outcome), 200, headers
+    # Failed or deferred: journaled with its error for an admin to see and replay.
+    return jsonify(outcome), 202, headers
 
 
-def _ingest_json(result: IngestResult) -> dict[str, Any]:
+@api.get("/journal/<int:entry_id>")
+@requires("events.write")
+def get_journal_entry(entry_id: int) -> ResponseReturnValue:
+    """What became of a journaled event: received, processed, duplicate, deferred or failed."""
+    with current_runtime().database.read() as session:
+        entry = session.get(JournalEntry, entry_id)
+        if entry is None:
+            abort(404, description=f"no journal entry {entry_id}")
+        return jsonify(_journal_json(session, entry))
+
+
+def _received_json(journal_id: int) -> dict[str, Any]:
     return {
-        "journal_id": result.journal_id,
-        "interaction_id": result.interaction_id,
-        "customer_id": result.customer_id,
-        "conversation_id": result.conversation_id,
-        "duplicate": result.duplicate,
-        "error": result.error,
+        "journal_id": journal_id,
+        "status": JournalStatus.RECEIVED.value,
+        "interaction_id": None,
+        "customer_id": None,
+        "conversation_id": None,
+        "duplicate": False,
+        "error": None,
     }
 
 
-def _ingest_status(result: IngestResult) -> int:
-    if result.error:
-        # Journaled with its error for an admin to see and replay: accepted, not lost.
-        return 202
-    return 200 if result.duplicate else 201
+def _journal_json(session: Session, entry: JournalEntry) -> dict[str, Any]:
+    """An entry's outcome; for a processed event, where it landed on the timeline."""
+    interaction: Interaction | None = None
+    if entry.channel and entry.external_id:
+        # (channel, external_id) is unique and indexed; a duplicate also
+        # names the interaction it repeated.
+        interaction = session.scalar(
+            select(Interaction).where(
+                Interaction.channel == entry.channel, Interaction.external_id == entry.external_id
+            )
+        )
+    if interaction is None and entry.interaction_id is not None:
+        interaction = session.get(Interaction, entry.interaction_id)
+    return {
+        "journal_id": entry.id,
+        "status": str(entry.status),
+        "interaction_id": interaction.id if interaction else None,
+        "customer_id": interaction.customer_id if interaction else None,
+        "conversation_id": interaction.conversation_id if interaction else None,
+        "duplicate": entry.status == JournalStatus.DUPLICATE,
+        "error": entry.error,
+    }
 
 
 # -- Customers -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.events import Channel, DeliveryStatus, Direction, IdentityKind, InteractionKind
+from hub.models import JournalStatus
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -119,6 +120,7 @@ def openapi_document() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "journal_id": {"type": "integer"},
+                "status": {"type": "string", "enum": [s.value for s in JournalStatus]},
                 "interaction_id": {"type": ["integer", "null"]},
                 "customer_id": {"type": ["integer", "null"]},
                 "conversation_id": {"type": ["integer", "null"]},
@@ -245,15 +247,30 @@ def openapi_document() -> dict[str, Any]:
         "/api/events": {
             "post": {
                 "summary": "Push one event from any system onto a customer's timeline",
+                "description": (
+                    "Validated and journaled, then answered 202: the event is durable and appears on the "
+                    "timeline once the journal processor has taken it (GET /api/journal/{journal_id}, also "
+                    "in the Location header). With wait=<seconds> the answer waits for processing instead."
+                ),
+                "parameters": [
+                    _query("wait", "Seconds (0-30) to wait for processing; 0 answers at once", {"type": "number"})
+                ],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChannelEvent")}}},
                 "responses": {
-                    "201": _ok("IngestResult", "Created"),
-                    "200": _ok("IngestResult", "Already there (duplicate)"),
-                    "202": _ok("IngestResult", "Journaled, processing failed; kept for replay"),
+                    "202": _ok("IngestResult", "Journaled; processing follows (or, after wait, failed or deferred)"),
+                    "201": _ok("IngestResult", "Created (with wait)"),
+                    "200": _ok("IngestResult", "Already there: a duplicate (with wait)"),
                     "413": {"description": "Body too large"},
                     "415": {"description": "Not JSON"},
                     **_ERRORS,
                 },
+            }
+        },
+        "/api/journal/{entry_id}": {
+            "get": {
+                "summary": "What became of a journaled event: received, processed, duplicate, deferred or failed",
+                "parameters": [_id_param("entry_id")],
+                "responses": {"200": _ok("IngestResult"), **_ERRORS},
             }
         },
         "/api/customers": {

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +98,14 @@ class Workspace:
         HUB_* variables cannot change the figures; everything else is the
         shipped default configuration (WAL, synchronous=NORMAL, FTS5).
         """
-        overrides: dict[str, dict[str, Any]] = {
+        return create_app(overrides=self.overrides(db_path, name), environ={})
+
+    def overrides(self, db_path: Path, name: str) -> dict[str, dict[str, Any]]:
+        """The settings ``app`` builds its app with, over the shipped defaults."""
+        return {
             "app": {"instance_dir": str(self.root / f"instance-{name}"), "secret_key": "bench"},
             "database": {"url": f"sqlite:///{db_path}"},
         }
-        return create_app(overrides=overrides, environ={})
 
 
 def runtime_of(app: Flask) -> Runtime:
@@ -160,3 +166,38 @@ def peak_rss_mb() -> float:
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+def hub_environ(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """This process's environment without HUB_* variables, plus ``overrides`` as HUB_* variables.
+
+    For a child process (``corridor worker``) that must run with exactly the
+    settings an app here was built with from ``overrides``.
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for section, values in overrides.items():
+        for key, value in values.items():
+            environ[f"HUB_{section.upper()}_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return environ
+
+
+def received_backlog(db: Path) -> int:
+    """Journal entries a processor has not taken yet."""
+    connection = sqlite3.connect(db, timeout=30)
+    try:
+        return int(connection.execute("SELECT count(*) FROM journal_entry WHERE status = 'received'").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def wait_drained(db: Path, timeout: float = 300.0) -> tuple[int, float]:
+    """Wait until the journal processor has taken every received entry; (backlog at the start, seconds waited)."""
+    started = time.perf_counter()
+    backlog = received_backlog(db)
+    left = backlog
+    while left:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{left} journal entries still received after {timeout:.0f} s: is the worker running?")
+        time.sleep(0.02)
+        left = received_backlog(db)
+    return backlog, time.perf_counter() - started

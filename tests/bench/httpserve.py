@@ -2,9 +2,11 @@
 
 Run as ``python -m tests.bench.httpserve corridor|bare --root DIR [--db PATH]``.
 Both apps are served the way ``corridor run`` serves Corridor: waitress
-``create_server`` with the same thread count, in a process of their own. The
-process prints ``LISTENING <port>`` once it accepts connections and serves
-until it is terminated.
+``create_server`` with the same thread count, in a process of their own; for
+Corridor, with the ``corridor worker`` process ``corridor run`` starts beside
+it (``hub.cli.start_worker``), which processes the journal. The process
+prints ``WORKER <pid>`` (Corridor only), then ``LISTENING <port>`` once it
+accepts connections, and serves until it is terminated.
 """
 
 from __future__ import annotations
@@ -43,9 +45,16 @@ def main() -> None:
     # waitress warns when its queue is deep; that is the load we asked for.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if args.kind == "corridor":
-        from tests.bench.common import Workspace
+        from hub.cli import start_worker
+        from tests.bench.common import Workspace, hub_environ, runtime_of
 
-        app = Workspace(args.root).app(args.db, "http")
+        workspace = Workspace(args.root)
+        app = workspace.app(args.db, "http")
+        # As `corridor run` does: the web process journals and answers, a
+        # worker process beside it puts what was journaled on the timeline.
+        runtime_of(app).journal.detach()
+        worker = start_worker(hub_environ(workspace.overrides(args.db, "http")))
+        print(f"WORKER {worker.pid}", flush=True)
     else:
         app = bare_app()
     server = create_server(app, host="127.0.0.1", port=0, threads=args.threads, ident="bench")

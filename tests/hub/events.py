@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask.testing import FlaskClient
+
 from hub.events import Channel, ChannelEvent, Direction, IdentityKind, InteractionKind, Party
 
 _ids = itertools.count(1)
@@ -66,3 +68,20 @@ def event_json(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def post_event(client: FlaskClient, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """POST /api/events as a system would, let the journal processor take it, return what became of it.
+
+    The answer to the POST only says "received" (202); what the event became
+    (its interaction, customer, conversation, or its error) is what
+    ``GET /api/journal/<id>`` reports once the processor has run.
+    """
+    response = client.post("/api/events", json=body, headers=headers)
+    assert response.status_code == 202, response.json
+    assert response.json["status"] == "received"
+    client.application.extensions["corridor"].journal.drain()
+    outcome = client.get(response.headers["Location"], headers=headers)
+    assert outcome.status_code == 200, outcome.json
+    result: dict[str, Any] = outcome.json
+    return result

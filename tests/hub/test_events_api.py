@@ -9,9 +9,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hub.models import Conversation, Customer, Interaction, JournalEntry, JournalStatus
+from hub.journal import wait_processed
+from hub.models import Conversation, Customer, Interaction, JournalEntry, JournalStatus, Role
 from hub.runtime import Runtime
-from tests.hub.events import event_json
+from tests.conftest import AppFactory, make_agent
+from tests.hub.events import event_json, post_event
 
 
 def count(runtime: Runtime, model: type) -> int:
@@ -20,15 +22,68 @@ def count(runtime: Runtime, model: type) -> int:
 
 
 def test_an_event_lands_on_the_customers_timeline(client: FlaskClient, auth: dict[str, str]) -> None:
-    response = client.post("/api/events", json=event_json(), headers=auth)
-    assert response.status_code == 201
-    customer_id = response.json["customer_id"]
+    outcome = post_event(client, event_json(), auth)
+    assert outcome["status"] == "processed"
+    customer_id = outcome["customer_id"]
 
     timeline = client.get(f"/api/customers/{customer_id}/timeline", headers=auth).json
     [interaction] = timeline["interactions"]
+    assert interaction["id"] == outcome["interaction_id"]
     assert interaction["channel"] == "email"
     assert interaction["text"].startswith("Hello, my order 48213")
-    assert interaction["conversation_id"] == response.json["conversation_id"]
+    assert interaction["conversation_id"] == outcome["conversation_id"]
+
+
+def test_an_event_is_journaled_and_answered_before_it_is_processed(
+    client: FlaskClient, runtime: Runtime, auth: dict[str, str]
+) -> None:
+    response = client.post("/api/events", json=event_json(), headers=auth)
+    assert response.status_code == 202
+    journal_id = response.json["journal_id"]
+    assert response.headers["Location"] == f"/api/journal/{journal_id}"
+    # Durable, not yet on the timeline: no processor has run in this test.
+    with runtime.database.read() as session:
+        entry = session.get(JournalEntry, journal_id)
+        assert entry is not None
+        assert entry.status == JournalStatus.RECEIVED
+        assert b"48213" in entry.payload
+    assert count(runtime, Interaction) == 0
+    assert client.get(f"/api/journal/{journal_id}", headers=auth).json["status"] == "received"
+
+    assert runtime.journal.drain() == 1
+    outcome = client.get(f"/api/journal/{journal_id}", headers=auth).json
+    assert outcome["status"] == "processed"
+    assert count(runtime, Interaction) == 1
+    assert client.get("/api/journal/999999", headers=auth).status_code == 404
+
+
+def test_wait_answers_with_the_interaction_once_the_processor_has_run(make_app: AppFactory) -> None:
+    # The shipped default: a processor thread in the web process, woken by the request.
+    app = make_app(journal={"processor": "web"})
+    runtime: Runtime = app.extensions["corridor"]
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {make_agent(runtime, Role.AGENT)}"}
+    try:
+        body = event_json()
+        created = client.post("/api/events?wait=10", json=body, headers=headers)
+        assert created.status_code == 201, created.json
+        assert created.json["status"] == "processed"
+        assert created.json["interaction_id"] is not None
+        again = client.post("/api/events?wait=10", json=body, headers=headers)
+        assert again.status_code == 200
+        assert again.json["duplicate"] is True
+        assert again.json["interaction_id"] == created.json["interaction_id"]
+        # And without wait, the thread still takes it: nothing waits for a worker.
+        later = client.post("/api/events", json=event_json(external_id="<later@x>"), headers=headers)
+        assert later.status_code == 202
+        entry = wait_processed(runtime.database, later.json["journal_id"], 10)
+        assert entry is not None
+        assert entry.status == JournalStatus.PROCESSED
+        bad_wait = client.post("/api/events?wait=600", json=event_json(), headers=headers)
+        assert bad_wait.status_code == 400
+        assert bad_wait.json["error"]["field"] == "wait"
+    finally:
+        runtime.journal.stop()
 
 
 def test_the_same_event_posted_three_times_concurrently_is_one_interaction(
@@ -48,8 +103,16 @@ def test_the_same_event_posted_three_times_concurrently_is_one_interaction(
         thread.start()
     for thread in threads:
         thread.join()
+    # Three processors at once, one entry each: dedupe must hold between
+    # concurrent transactions, not only within one batch.
+    runtime.journal.batch_size = 1
+    processors = [threading.Thread(target=runtime.journal.drain) for _ in range(3)]
+    for thread in processors:
+        thread.start()
+    for thread in processors:
+        thread.join()
 
-    assert sorted(statuses) == [200, 200, 201]
+    assert statuses == [202, 202, 202]
     assert count(runtime, Interaction) == 1
     assert count(runtime, Customer) == 1
     assert count(runtime, Conversation) == 1
@@ -114,10 +177,10 @@ def test_a_failure_in_the_middle_of_the_pipeline_leaves_nothing_half_written(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(runtime.search, "index", broken_index)
-    response = client.post("/api/events", json=event_json(), headers=auth)
+    outcome = post_event(client, event_json(), auth)
 
-    assert response.status_code == 202  # accepted: journaled with its error, not lost
-    assert "disk full" in response.json["error"]
+    assert outcome["status"] == "failed"  # accepted: journaled with its error, not lost
+    assert "disk full" in outcome["error"]
     assert count(runtime, Interaction) == 0
     assert count(runtime, Customer) == 0
     assert count(runtime, Conversation) == 0
@@ -160,7 +223,7 @@ def test_api_needs_a_token_and_a_role(client: FlaskClient, runtime: Runtime) -> 
 
     agent = make_agent(runtime, Role.AGENT)
     headers = {"Authorization": f"Bearer {agent}"}
-    assert client.post("/api/events", json=event_json(), headers=headers).status_code == 201
+    assert client.post("/api/events", json=event_json(), headers=headers).status_code == 202
     forbidden = client.post("/api/customers/1/merge", json={"source_id": 1}, headers=headers)
     assert forbidden.status_code == 403
     assert "customers.merge" in forbidden.json["error"]["message"]
@@ -168,10 +231,8 @@ def test_api_needs_a_token_and_a_role(client: FlaskClient, runtime: Runtime) -> 
 
 def test_html_is_sanitised_before_it_is_stored(client: FlaskClient, auth: dict[str, str]) -> None:
     html = '<p onclick="steal()">Hi <b>there</b></p><script>alert(1)</script><a href="javascript:x()">x</a>'
-    response = client.post("/api/events", json=event_json(html=html, text=""), headers=auth)
-    interaction = client.get(f"/api/customers/{response.json['customer_id']}/timeline", headers=auth).json[
-        "interactions"
-    ][0]
+    outcome = post_event(client, event_json(html=html, text=""), auth)
+    interaction = client.get(f"/api/customers/{outcome['customer_id']}/timeline", headers=auth).json["interactions"][0]
     assert "<script" not in interaction["html"]
     assert "onclick" not in interaction["html"]
     assert "javascript:" not in interaction["html"]
@@ -185,10 +246,8 @@ def test_html_that_crashes_the_sanitiser_is_dropped_and_the_text_kept(
     # html5ever (inside nh3) panics on this <meta>; one customer's email must
     # not take the pipeline down.
     html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset"></head><body>Parcel lost</body>'
-    response = client.post("/api/events", json=event_json(html=html, text=""), headers=auth)
-    assert response.status_code == 201
-    [interaction] = client.get(f"/api/customers/{response.json['customer_id']}/timeline", headers=auth).json[
-        "interactions"
-    ]
+    outcome = post_event(client, event_json(html=html, text=""), auth)
+    assert outcome["status"] == "processed"
+    [interaction] = client.get(f"/api/customers/{outcome['customer_id']}/timeline", headers=auth).json["interactions"]
     assert "Parcel lost" in interaction["text"]
     assert "<meta" not in interaction["html"]

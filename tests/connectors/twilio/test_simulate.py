@@ -35,7 +35,10 @@ def served(app: Flask) -> Iterator[str]:
 
 
 def corridor(app: Flask, *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: app), catch_exceptions=False)
+    """Run a ``corridor`` command against the served app, then its journal processor, as a deployment would."""
+    result = CliRunner().invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: app), catch_exceptions=False)
+    app.extensions["corridor"].journal.drain()
+    return result
 
 
 def test_a_simulated_sms_arrives_on_the_timeline(app: Flask, runtime: Runtime, served: str) -> None:

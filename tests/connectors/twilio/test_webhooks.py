@@ -6,27 +6,28 @@ the public URL Twilio would call, exactly as Twilio signs it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
+import hub.ingest
 from connectors.twilio import urls
 from connectors.twilio.parse import WebhookForm
 from hub import create_app
 from hub.config import SettingsError
+from hub.ingest import Arrival
 from hub.journal import replay
 from hub.models import AppliedUpdate, Interaction, JournalEntry
 from hub.runtime import Runtime
 from tests.connectors.twilio.conftest import twilio_sections
 from tests.connectors.twilio.samples import ACCOUNT_SID, CUSTOMER, OUR_NUMBER, raw
 from tests.connectors.twilio.webhook_client import FORM, PUBLIC_URL, count, interaction, journal, post, signature
+from tests.hub.events import post_event
 
 SMS_SID = "SM6c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -131,14 +132,16 @@ def test_every_webhook_refuses_an_unsigned_request(client: FlaskClient, runtime:
 def test_twilio_gets_no_2xx_unless_the_journal_row_committed(
     client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @contextmanager
-    def failing_commit() -> Iterator[Session]:
-        with real_write() as session:
-            yield session
-            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+    group_commit = hub.ingest._group_commit(runtime.database)
+    real_write = group_commit._writer
 
-    real_write = runtime.database.write
-    monkeypatch.setattr(runtime.database, "write", failing_commit)
+    def refused_write(arrivals: Sequence[Arrival]) -> list[int]:
+        # The database refuses the transaction after the webhook's row was
+        # written in it (a row without payload violates NOT NULL): it rolls back.
+        unstorable = Arrival(dataclasses.replace(arrivals[0].item, raw=None), "test", {})  # type: ignore[arg-type]
+        return real_write([*arrivals, unstorable])
+
+    monkeypatch.setattr(group_commit, "_writer", refused_write)
 
     response = post(client, urls.INBOUND_MESSAGE, raw("inbound_sms.txt"))
 
@@ -366,9 +369,9 @@ def _email_from_yesterday(client: FlaskClient, auth: dict[str, str]) -> dict[str
         "subject": "Replacement blender for order 1042",
         "text": "Hello, the replacement blender for order 1042 has not shipped yet.",
     }
-    created = client.post("/api/events", json=email, headers=auth)
-    assert created.status_code == 201
-    return dict(created.json)
+    outcome = post_event(client, email, auth)
+    assert outcome["status"] == "processed"
+    return outcome
 
 
 def test_a_call_from_a_customer_known_by_email_rings_in_their_open_conversation_and_its_voicemail_is_searchable(
@@ -451,8 +454,8 @@ def _outbound_call(client: FlaskClient, auth: dict[str, str], call_sid: str) -> 
         "from": OUR_NUMBER,
         "to": CUSTOMER,
     }
-    created = client.post("/api/events", json=event, headers=auth)
-    assert created.status_code == 201, created.json
+    outcome = post_event(client, event, auth)
+    assert outcome["status"] == "processed", outcome
 
 
 @pytest.mark.parametrize(

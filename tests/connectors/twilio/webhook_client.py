@@ -40,14 +40,25 @@ def post(
     unsigned: bool = False,
     headers: dict[str, str] | None = None,
     remote_addr: str = "127.0.0.1",
+    processed: bool = True,
 ) -> TestResponse:
-    """POST ``body`` to ``path`` as Twilio would, signed for ``signed_for`` (default: the public URL)."""
+    """POST ``body`` to ``path`` as Twilio would, signed for ``signed_for`` (default: the public URL).
+
+    The webhook answers once the request is journaled; the journal processor
+    puts it on the timeline right after. With ``processed`` (the default) the
+    test runs the processor before returning, as a deployment's would run;
+    without, the test sees what stands between the answer and the processing.
+    """
     all_headers = dict(headers or {})
     if not unsigned:
         all_headers["X-Twilio-Signature"] = signature(signed_for or PUBLIC_URL + path, body, token)
-    return client.post(
+    response = client.post(
         path, data=body, content_type=FORM, headers=all_headers, environ_base={"REMOTE_ADDR": remote_addr}
     )
+    if processed:
+        runtime: Runtime = client.application.extensions["corridor"]
+        runtime.journal.drain()
+    return response
 
 
 def count(runtime: Runtime, model: type[Any]) -> int:

@@ -1,0 +1,173 @@
+"""The journal processor: what webhooks and the event API received reaches the timeline, once.
+
+Entry points journal as *received* and answer; the processor takes received
+entries in batches. These tests inject the faults that matter: a crash in the
+middle of a batch, a payload that no longer parses, two processors at once,
+and the real deployment shape (``corridor run`` with its worker process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import hub.journal
+from hub.ingest import receive
+from hub.journal import process_received
+from hub.models import Interaction, JournalEntry, JournalStatus
+from hub.runtime import Runtime
+from hub.web.event_schema import parse_event
+from tests.hub.events import event_json
+from tests.services import free_port
+
+
+def api_event(**overrides: object) -> object:
+    """An event as POST /api/events builds it: its raw payload parses again."""
+    return parse_event(json.dumps(event_json(**overrides)).encode())
+
+
+def statuses(runtime: Runtime) -> list[str]:
+    with runtime.database.read() as session:
+        return [str(s) for s in session.scalars(select(JournalEntry.status).order_by(JournalEntry.id))]
+
+
+def interactions(runtime: Runtime) -> int:
+    with runtime.database.read() as session:
+        return int(session.scalar(select(func.count()).select_from(Interaction)) or 0)
+
+
+def test_a_crash_in_the_middle_of_a_batch_leaves_every_entry_received_then_processes_each_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receive(runtime.database, [api_event(**{"from": f"c{i}@example.com"}) for i in range(5)], source="api")  # type: ignore[list-item]
+    real = hub.journal.process_journaled
+
+    def crash_after_the_timeline_rows(session: object, items: object, journal_ids: object) -> object:
+        real(session, items, journal_ids)  # type: ignore[arg-type]
+        # The process dies after writing the interactions, before its commit.
+        raise OSError("killed")
+
+    monkeypatch.setattr(hub.journal, "process_journaled", crash_after_the_timeline_rows)
+    with pytest.raises(OSError, match="killed"):
+        runtime.journal.drain()
+    assert statuses(runtime) == ["received"] * 5
+    assert interactions(runtime) == 0
+
+    monkeypatch.undo()
+    assert runtime.journal.drain() == 5
+    assert runtime.journal.drain() == 0
+    assert statuses(runtime) == ["processed"] * 5
+    assert interactions(runtime) == 5
+
+
+def test_an_entry_that_no_longer_parses_is_failed_with_its_reason_and_the_rest_go_on(runtime: Runtime) -> None:
+    good = api_event()
+    receive(runtime.database, [good], source="api")
+    receive(runtime.database, [api_event()], source="a-connector-since-disabled")  # type: ignore[list-item]
+    receive(runtime.database, [api_event()], source="api")  # type: ignore[list-item]
+
+    assert runtime.journal.drain() == 3
+
+    assert statuses(runtime) == ["processed", "failed", "processed"]
+    with runtime.database.read() as session:
+        failed = session.scalars(select(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)).one()
+    assert "no parser for source 'a-connector-since-disabled'" in (failed.error or "")
+    assert failed.next_attempt_at is not None  # the worker's retries will try it again
+    assert interactions(runtime) == 2
+
+
+def test_entries_are_processed_in_arrival_order_in_bounded_batches(runtime: Runtime) -> None:
+    # A customer's messages in the order they arrived: the first opens the
+    # conversation, the rest continue it.
+    sender = {"from": "ana@example.com"}
+    times = [f"2026-11-02T09:0{i}:00Z" for i in range(7)]
+    receive(runtime.database, [api_event(occurred_at=t, **sender) for t in times], source="api")  # type: ignore[list-item]
+    assert process_received(runtime.database, runtime.registry, limit=3) == 3
+    assert statuses(runtime) == ["processed"] * 3 + ["received"] * 4
+    assert runtime.journal.drain() == 4
+    with runtime.database.read() as session:
+        conversations = session.scalars(select(Interaction.conversation_id).distinct()).all()
+    assert len(conversations) == 1
+
+
+def test_two_processors_at_once_take_each_entry_once(runtime: Runtime) -> None:
+    body = api_event(**{"from": "same@example.com"})
+    receive(runtime.database, [body] * 4 + [api_event() for _ in range(20)], source="api")  # type: ignore[list-item]
+    runtime.journal.batch_size = 5
+    threads = [threading.Thread(target=runtime.journal.drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    done = statuses(runtime)
+    assert done.count("received") == 0
+    assert done.count("duplicate") == 3
+    assert interactions(runtime) == 21
+
+
+@pytest.mark.slow
+def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_path: Path) -> None:
+    """The deployment shape: `corridor run` serves, journals, answers; the worker it started processes."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'corridor.db'}",
+        "HUB_APP_INSTANCE_DIR": str(tmp_path / "instance"),
+        "HUB_APP_SECRET_KEY": "test",
+        "HUB_JOURNAL_POLL_INTERVAL": "0.02",
+    }
+    corridor = [sys.executable, "-m", "hub.cli"]
+    subprocess.run([*corridor, "db", "upgrade"], env=env, capture_output=True, check=True, timeout=60)
+    token = subprocess.run(
+        [*corridor, "user", "create", "ana@corridor.test", "--name", "Ana", "--role", "agent"],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()[-1]  # fmt: skip
+    server = subprocess.Popen(
+        [*corridor, "run", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+        def call(method: str, path: str, body: object = None) -> tuple[int, dict[str, object]]:
+            data = json.dumps(body).encode() if body is not None else None
+            request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, answer = call("POST", "/api/events", event_json())
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert status == 202
+        journal_id = answer["journal_id"]
+        deadline = time.monotonic() + 15
+        while (outcome := call("GET", f"/api/journal/{journal_id}")[1])["status"] == "received":
+            assert time.monotonic() < deadline, "the worker did not process the event"
+            time.sleep(0.05)
+        assert outcome["status"] == "processed"
+        assert outcome["interaction_id"] is not None
+        # ?wait works against the worker too: it polls the journal.
+        status, waited = call("POST", "/api/events?wait=10", event_json())
+        assert status == 201
+        assert waited["interaction_id"] is not None
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert "worker pid" in output
+    assert "worker running: journal processing" in output
