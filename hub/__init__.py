@@ -9,9 +9,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from hub.config import load_settings
 from hub.runtime import build_runtime
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once per app.
+
+    Flask builds it (deriving the signing key) for every request, ~15 us, on
+    every webhook and API call too, which carry no cookie: a few per cent of a
+    request's whole budget. The key cannot change while the app runs.
+    """
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        signer: URLSafeTimedSerializer | None = app.extensions.get("corridor.session_signer")
+        if signer is None:
+            signer = super().get_signing_serializer(app)
+            app.extensions["corridor.session_signer"] = signer
+        return signer
 
 
 def create_app(
@@ -35,6 +53,7 @@ def create_app(
         SESSION_COOKIE_SECURE=runtime.hub.app.public_base_url.startswith("https://"),
         JSON_SORT_KEYS=False,
     )
+    app.session_interface = _SessionInterface()
     app.extensions["corridor"] = runtime
 
     from hub.web import register_web

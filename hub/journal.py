@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -122,47 +123,67 @@ def process_received(database: Database, registry: Registry, *, limit: int = 200
     marked failed with the reason, for the worker's retries and an admin; the
     others in the batch go on.
     """
-    with database.write() as session:
+    # Read and parse before the write transaction: on SQLite the web
+    # process's journal commits wait for the write lock this batch holds, so
+    # it holds it for the pipeline only. Payloads never change once written.
+    with database.read() as session:
         rows = session.execute(
             select(JournalEntry.id, JournalEntry.source, JournalEntry.payload, JournalEntry.context)
             .where(JournalEntry.status == JournalStatus.RECEIVED, JournalEntry.next_attempt_at.is_(None))
             .order_by(JournalEntry.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         ).all()
-        if not rows:
-            return 0
+    if not rows:
+        return 0
+    parsed: dict[int, list[Ingestible] | str] = {
+        row.id: _parse(registry, row.source, row.payload, row.context) for row in rows
+    }
+    with database.write() as session:
+        # Still received: another processor may have taken some meanwhile (on
+        # PostgreSQL, SKIP LOCKED leaves it the ones it is taking now).
+        taken = list(
+            session.scalars(
+                select(JournalEntry.id)
+                .where(JournalEntry.id.in_(list(parsed)), JournalEntry.status == JournalStatus.RECEIVED)
+                .order_by(JournalEntry.id)
+                .with_for_update(skip_locked=True)
+            )
+        )
         items: list[Ingestible] = []
         journal_ids: list[int] = []
-        parsed: list[int] = []
-        for row in rows:
-            parser = registry.parser_for(row.source)
-            if parser is None:
-                _fail_received(session, row.id, f"no parser for source {row.source!r} (is its connector enabled?)")
+        processed: list[int] = []
+        for entry_id in taken:
+            found = parsed[entry_id]
+            if isinstance(found, str):
+                _fail_received(session, entry_id, found)
                 continue
-            try:
-                found = list(parser(row.payload, dict(row.context)))
-            except Exception as exc:
-                _fail_received(session, row.id, f"{type(exc).__name__}: {exc}")
-                continue
-            if not found:
-                _fail_received(session, row.id, "the parser found nothing to ingest")
-                continue
-            parsed.append(row.id)
+            processed.append(entry_id)
             # One payload may hold several items; they share the entry.
             items.extend(found)
-            journal_ids.extend([row.id] * len(found))
-        for start in range(0, len(parsed), CHUNK):
+            journal_ids.extend([entry_id] * len(found))
+        for start in range(0, len(processed), CHUNK):
             # Optimistic, as for ingest_many's journal rows: the pipeline
             # marks the entries that end otherwise (duplicate, deferred, failed).
             session.execute(
                 update(JournalEntry)
-                .where(JournalEntry.id.in_(parsed[start : start + CHUNK]))
+                .where(JournalEntry.id.in_(processed[start : start + CHUNK]))
                 .values(status=JournalStatus.PROCESSED)
             )
         if items:
             process_journaled(session, items, journal_ids)
     return len(rows)
+
+
+def _parse(registry: Registry, source: str, payload: bytes, context: dict[str, Any]) -> list[Ingestible] | str:
+    """The items in a journaled payload, or why there are none."""
+    parser = registry.parser_for(source)
+    if parser is None:
+        return f"no parser for source {source!r} (is its connector enabled?)"
+    try:
+        found = list(parser(payload, dict(context)))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return found or "the parser found nothing to ingest"
 
 
 def _fail_received(session: Session, entry_id: int, error: str) -> None:
