@@ -187,25 +187,61 @@ def run(host: str, port: int, threads: int, worker: bool) -> None:
 
     runtime = _runtime()
     upgrade(runtime.database)
-    child: subprocess.Popen[bytes] | None = None
-    if worker:
+    supervisor = _WorkerSupervisor() if worker else None
+    if supervisor is not None:
         # The worker processes what the web server journals, on the other
         # core: the web process only checks, journals and answers.
         runtime.journal.detach()
-        child = start_worker()
+        supervisor.start()
     click.echo(
         f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name}"
-        f"{', worker pid ' + str(child.pid) if child else ''})"
+        f"{', worker pid ' + str(supervisor.pid) if supervisor else ''})"
     )
     try:
         serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
     finally:
-        if child is not None:
-            child.terminate()
+        if supervisor is not None:
+            supervisor.stop()
+
+
+class _WorkerSupervisor:
+    """Keeps `corridor run`'s worker running: what the web journals waits for it."""
+
+    CHECK_EVERY = 2.0
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker supervisor", daemon=True)
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid if self.child else 0
+
+    def start(self) -> None:
+        self.child = start_worker()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        restarts = 0
+        while not self._stop.wait(self.CHECK_EVERY):
+            if self.child is None or self.child.poll() is None:
+                continue
+            restarts += 1
+            delay = min(2.0**restarts, 60.0)
+            log.error("the worker exited with status %s; starting it again in %.0f s", self.child.returncode, delay)
+            if self._stop.wait(delay):
+                return
+            self.child = start_worker()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
             try:
-                child.wait(timeout=30)
+                self.child.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                child.kill()
+                self.child.kill()
 
 
 # -- search --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -136,6 +137,12 @@ def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_
         [*corridor, "run", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
+        assert server.stdout is not None
+        seen = []
+        while "worker pid" not in (banner := server.stdout.readline()):
+            assert banner, "".join(seen)  # the server exited
+            seen.append(banner)
+        worker_pid = int(banner.rsplit("worker pid", 1)[1].strip(" )\n"))
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
@@ -166,8 +173,14 @@ def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_
         status, waited = call("POST", "/api/events?wait=10", event_json())
         assert status == 201
         assert waited["interaction_id"] is not None
+
+        # A worker that dies is started again; what arrived meanwhile waits for it, received.
+        os.kill(worker_pid, signal.SIGKILL)
+        status, answer = call("POST", "/api/events?wait=20", event_json())
+        assert (status, answer["status"]) == (201, "processed")
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
-    assert "worker pid" in output
+    output = "".join(seen) + banner + output
     assert "worker running: journal processing" in output
+    assert "starting it again" in output
