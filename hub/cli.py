@@ -383,8 +383,10 @@ def worker(interval: float, parent_pid: int | None) -> None:
         # (killed with SIGKILL, say) would keep the database busy for nobody.
         while not stop.wait(1.0):
             if os.getppid() != parent_pid:
-                click.echo(f"parent process {parent_pid} is gone: stopping")
+                # Stop first: the parent's end of stdout may be gone with it,
+                # so saying so can fail.
                 stop.set()
+                log.warning("parent process %s is gone: stopping", parent_pid)
 
     loops: dict[str, Any] = {
         "journal processing": runtime.journal.run,

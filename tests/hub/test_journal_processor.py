@@ -184,3 +184,35 @@ def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_
     output = "".join(seen) + banner + output
     assert "worker running: journal processing" in output
     assert "starting it again" in output
+
+
+@pytest.mark.slow
+def test_a_worker_whose_parent_is_gone_stops(tmp_path: Path) -> None:
+    """`corridor run` killed with SIGKILL must not leave its worker polling the database for nobody."""
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'corridor.db'}",
+        "HUB_APP_INSTANCE_DIR": str(tmp_path / "instance"),
+        "HUB_APP_SECRET_KEY": "test",
+    }
+    # A parent that starts the worker, then dies; its stdout (a pipe) goes with it.
+    parent = subprocess.Popen(
+        ["sh", "-c", f'"{sys.executable}" -m hub.cli worker --parent-pid $$ & echo $!; sleep 3'],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    parent.wait(timeout=30)
+    parent.stdout.close()
+    deadline = time.monotonic() + 40
+    while _alive(worker_pid):
+        assert time.monotonic() < deadline, "the orphaned worker is still running"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # A zombie has exited; only its parent (init here) has not reaped it yet.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
