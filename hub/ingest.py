@@ -400,6 +400,11 @@ class _SqliteJournalWriter:
             pooled.detach()
             self._connection = pooled.dbapi_connection
             self._connection.execute("PRAGMA busy_timeout=0")
+            # Checkpoints are left to the processor's connections, which write
+            # after every journal write anyway: a checkpoint copies the WAL
+            # into the database file and syncs it, milliseconds a request
+            # would otherwise wait for whenever its commit crossed the mark.
+            self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._pid = os.getpid()
         return self._connection.cursor()
 
