@@ -179,6 +179,10 @@ class Interaction(Base):
         UniqueConstraint("channel", "external_id"),
         # The timeline: newest first, keyset on (occurred_at, id).
         Index(None, "customer_id", "occurred_at", "id"),
+        # Search, newest first, for common words walks interactions in time
+        # order and stops at the page; channel and direction are filters it
+        # can then test without reading rows (hub/search/sqlite_fts.py).
+        Index(None, "occurred_at", "id", "channel", "direction"),
         Index(None, "conversation_id", "occurred_at"),
         Index(None, "channel", "session_key"),
     )

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -187,6 +187,16 @@ def _query_classes(connection: sqlite3.Connection, big: BigDb) -> list[QueryClas
     candidates = [big.tail_vocabulary[rank] for rank in (5, 10, 20, 40, 80, 160)]
     product = min(candidates, key=lambda word: abs(_doc_count(connection, word) - wanted))
     heavy = big.heavy_customer_id
+    # A month in the middle of the history, and the keyset cursor 1,000 matches deep.
+    middle = datetime.fromisoformat(
+        connection.execute("SELECT occurred_at FROM interaction WHERE id = ?", (big.interactions // 2,)).fetchone()[0]
+    ).replace(tzinfo=UTC)
+    deep = connection.execute(
+        "SELECT i.occurred_at, i.id FROM interaction_fts AS f JOIN interaction AS i ON i.id = f.rowid "
+        "WHERE interaction_fts MATCH ? ORDER BY i.occurred_at DESC, i.id DESC LIMIT 1 OFFSET 999",
+        (match_expression("refund"),),
+    ).fetchone()
+    deep_cursor = encode_cursor(datetime.fromisoformat(deep[0]).replace(tzinfo=UTC), deep[1])
     return [
         QueryClass("rare: an order number", SearchQuery(text=order_number)),
         QueryClass("medium: a product name", SearchQuery(text=product)),
@@ -194,9 +204,20 @@ def _query_classes(connection: sqlite3.Connection, big: BigDb) -> list[QueryClas
         QueryClass("prefix: 'warrant*'", SearchQuery(text="warrant*")),
         QueryClass("customer filter: 'refund'", SearchQuery(text="refund", customer_id=heavy)),
         QueryClass("channel filter: 'delivery' sms+wa", SearchQuery(text="delivery", channels=("sms", "whatsapp"))),
+        QueryClass("common + direction: 'refund' outbound", SearchQuery(text="refund", direction="outbound")),
+        QueryClass(
+            "common + one month: 'order'",
+            SearchQuery(text="order", since=middle, until=middle + timedelta(days=30)),
+        ),
         QueryClass("common: 'refund'", SearchQuery(text="refund")),
-        QueryClass("common, by relevance: 'refund'", SearchQuery(text="refund", order="relevance")),
+        QueryClass("common, 1,000 matches deep: 'refund'", SearchQuery(text="refund", cursor=deep_cursor)),
+        QueryClass("common, 100 a page: 'refund'", SearchQuery(text="refund", limit=100)),
+        QueryClass("two common words: 'order refund'", SearchQuery(text="order refund")),
         QueryClass("very common: 'order'", SearchQuery(text="order")),
+        QueryClass("product, by relevance", SearchQuery(text=product, order="relevance")),
+        QueryClass("common, by relevance: 'refund'", SearchQuery(text="refund", order="relevance")),
+        QueryClass("very common, by relevance: 'order'", SearchQuery(text="order", order="relevance")),
+        QueryClass("prefix, by relevance: 'warrant*'", SearchQuery(text="warrant*", order="relevance")),
     ]
 
 
