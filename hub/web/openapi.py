@@ -387,7 +387,11 @@ def openapi_document() -> dict[str, Any]:
                     _query("since", "ISO 8601"),
                     _query("until", "ISO 8601"),
                     _query("customer", "Customer id", {"type": "integer"}),
-                    _query("order", "newest (default) or relevance"),
+                    _query(
+                        "order",
+                        "newest (default) or relevance; on SQLite a word in more than 1,000 interactions is "
+                        "ranked among its newest 1,000 matches",
+                    ),
                     _query("limit", "1-100", {"type": "integer"}),
                     _query("cursor", "From next_cursor"),
                 ],
