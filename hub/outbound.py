@@ -9,7 +9,7 @@ is retried with backoff by the worker unless the provider said it is permanent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +46,12 @@ class SendResult:
     provider_id: str | None = None
     status: str = "sent"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Work that must wait until the hub has recorded this outcome (the
+    #: interaction known by ``provider_id``), e.g. filing a copy of an email
+    #: in the mailbox's Sent folder, which the intake may read back at once.
+    #: The hub runs it after that commit; its failure is logged and never
+    #: fails or re-sends the message, which went out.
+    after_recorded: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 class SendError(Exception):

@@ -237,6 +237,11 @@ def deliver(database: Database, senders: Mapping[Channel, Sender], interaction_i
             .where(OutboundDelivery.interaction_id == interaction_id)
             .values(done=True, last_error=None)
         )
+    if result.after_recorded is not None:
+        try:
+            result.after_recorded()
+        except Exception:  # the message went out and is recorded; nothing here may undo that
+            log.exception("follow-up work after sending interaction %d failed", interaction_id)
     return DeliveryOutcome(interaction_id, result.status)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.models import ConnectorState, utcnow
@@ -32,6 +32,11 @@ def save_state(session: Session, connector: str, key: str, value: dict[str, Any]
         row.value = dict(value)
         row.updated_at = utcnow()
     session.flush()
+
+
+def delete_state(session: Session, connector: str, key: str) -> None:
+    """Forget what was saved under ``(connector, key)``, in the caller's transaction."""
+    session.execute(delete(ConnectorState).where(ConnectorState.connector == connector, ConnectorState.key == key))
 
 
 def all_state(session: Session, connector: str) -> dict[str, dict[str, Any]]:

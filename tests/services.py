@@ -1,4 +1,4 @@
-"""Real services the test suite starts for itself: PostgreSQL, Dovecot, SMTP.
+"""Real services the test suite starts for itself: PostgreSQL, Dovecot, SMTP, with TLS where asked.
 
 Loaded as a pytest plugin (``pytest_plugins = ["tests.services"]`` in the
 top-level conftest). Every service runs privately on a free loopback port with
@@ -14,30 +14,39 @@ from __future__ import annotations
 
 import errno
 import grp
+import ipaddress
 import os
 import pwd
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import psycopg
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -346,6 +355,93 @@ def postgres_url() -> Iterator[str]:
         cluster.stop()
 
 
+# TLS --------------------------------------------------------------------------
+
+#: Where the TLS-only Dovecot listens: a loopback address other than the one
+#: clients connect from (127.0.0.1). Dovecot counts a connection whose two ends
+#: share an address as secure and accepts a plaintext login on it even with
+#: ``ssl = required``; from another address it refuses, so a client that skips
+#: TLS fails its test instead of passing unnoticed.
+TLS_HOST = "127.0.0.2"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throw-away certificate authority and a server certificate it issued, as PEM files."""
+
+    ca_file: Path
+    #: The server's certificate, then the CA's.
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        """What a test server presents."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts this CA only."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+def make_tls_files(directory: Path, *hosts: str) -> TlsFiles:
+    """A new CA in ``directory`` and a certificate it issued for ``hosts`` (names or IP addresses)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="Corridor tests")
+    issued = ca.issue_cert(*hosts)
+    files = TlsFiles(directory / "ca.pem", directory / "server-chain.pem", directory / "server.key")
+    ca.cert_pem.write_to_path(str(files.ca_file))
+    files.cert_file.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(files.key_file))
+    # Dovecot's login processes run as its own unprivileged users when we are
+    # root; the master reads the files, but keep them readable all the same.
+    for path in (files.ca_file, files.cert_file, files.key_file):
+        path.chmod(0o644)
+    directory.chmod(0o755)
+    return files
+
+
+def make_self_signed_tls_files(directory: Path, host: str) -> TlsFiles:
+    """A certificate for ``host`` (an IP address) that signed itself, as small servers and appliances have.
+
+    Its own ``ca_file``: trusting a self-signed server means naming its certificate.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"self-signed {host}")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "self-signed.pem", directory / "self-signed.pem", directory / "self-signed.key")
+    files.cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    files.key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A CA and a certificate for the test servers' loopback addresses, made once per session."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"), TLS_HOST, "127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="session")
+def foreign_ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA that issued none of the test servers' certificates (as a mailbox's ``ca_file``: the wrong one)."""
+    return make_tls_files(tmp_path_factory.mktemp("foreign-tls"), TLS_HOST).ca_file
+
+
 # Dovecot (IMAP) ---------------------------------------------------------------
 
 DOVECOT_BINARY = "/usr/sbin/dovecot"
@@ -378,9 +474,21 @@ class Dovecot:
     directory. :meth:`stop` and :meth:`start` keep the port and the mail
     store, so a test can take the server down in the middle of a sync and
     bring it back.
+
+    With ``tls``, it listens on :data:`TLS_HOST` with ``ssl = required``:
+    STARTTLS on :attr:`port`, implicit TLS on :attr:`tls_port`, and no login
+    without TLS. ``special_use`` maps folders to create to their RFC 6154
+    attribute, e.g. ``{"Sent Items": "\\Sent"}``.
     """
 
-    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        special_use: Mapping[str, str] | None = None,
+    ) -> None:
         if not Path(DOVECOT_BINARY).is_file():
             require("dovecot", "apt-get install dovecot-imapd")
         self.root = root or Path(tempfile.mkdtemp(prefix="corridor-dovecot-"))
@@ -392,8 +500,11 @@ class Dovecot:
         self.startup_output = self.root / "dovecot.startup"
         self.users_file = self.root / "users"
         self.config_path = self.root / "dovecot.conf"
-        self._host = "127.0.0.1"
+        self._tls = tls
+        self._special_use = dict(special_use or {})
+        self._host = TLS_HOST if tls is not None else "127.0.0.1"
         self._port = port or free_port()
+        self._tls_port = free_port() if tls is not None else 0
         self._may_move_port = port is None
         self._pid: int | None = None
         self._write_config()
@@ -427,6 +538,15 @@ class Dovecot:
         # A unique instance name keeps several servers on one machine apart
         # in Dovecot's instance registry (and in `ps`).
         instance = f"corridor-test-{uuid.uuid4().hex[:12]}"
+        if self._tls is None:
+            ssl_settings = "ssl = no"
+        else:
+            # required: no login (of any mechanism) before TLS is up.
+            ssl_settings = f"ssl = required\nssl_cert = <{self._tls.cert_file}\nssl_key = <{self._tls.key_file}"
+        special_folders = "".join(
+            f'  mailbox "{folder}" {{\n    special_use = {attribute}\n    auto = create\n  }}\n'
+            for folder, attribute in self._special_use.items()
+        )
         config = f"""\
 # Written by tests/services.py for one test run; not a production config.
 instance_name = {instance}
@@ -435,8 +555,8 @@ state_dir = {self.state_dir}
 log_path = {self.log_path}
 info_log_path = {self.log_path}
 protocols = imap
-listen = 127.0.0.1
-ssl = no
+listen = {self._host}
+{ssl_settings}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # Dovecot holds back a failed login's answer for 2 s by default.
@@ -447,7 +567,7 @@ mail_location = maildir:{self.mail_dir}/%u/Maildir
 mail_fsync = never
 namespace inbox {{
   inbox = yes
-}}
+{special_folders}}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.users_file}
@@ -469,11 +589,12 @@ service anvil {{
 }}
 service imap-login {{
 {chroot}  inet_listener imap {{
-    address = 127.0.0.1
+    address = {self._host}
     port = {self._port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {self._host}
+    port = {self._tls_port}
   }}
 }}
 """
@@ -488,8 +609,15 @@ service imap-login {{
 
     @property
     def port(self) -> int:
-        """Plain-text IMAP port; the same across :meth:`stop`/:meth:`start`."""
+        """Plain-text IMAP port (STARTTLS with ``tls``); the same across :meth:`stop`/:meth:`start`."""
         return self._port
+
+    @property
+    def tls_port(self) -> int:
+        """Implicit-TLS IMAP port (only with ``tls``)."""
+        if self._tls is None:
+            raise RuntimeError("this Dovecot was started without TLS")
+        return self._tls_port
 
     @property
     def running(self) -> bool:
@@ -510,6 +638,8 @@ service imap-login {{
                 if not self._may_move_port:
                     raise
                 self._port = free_port()
+                if self._tls is not None:
+                    self._tls_port = free_port()
                 self._write_config()
                 continue
             self._may_move_port = False
@@ -618,8 +748,13 @@ service imap-login {{
             users.write(f"{name}:{{PLAIN}}{password}\n")
 
     def client(self, user: str, password: str) -> IMAPClient:
-        """A logged-in IMAP client (plain text, 10 s timeout); the caller logs out."""
-        imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        """A logged-in IMAP client (plain text, or implicit TLS with ``tls``; 10 s timeout); the caller logs out."""
+        if self._tls is None:
+            imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        else:
+            imap = IMAPClient(
+                self.host, port=self._tls_port, ssl=True, ssl_context=self._tls.client_context(), timeout=10
+            )
         try:
             imap.login(user, password)
         except Exception:
@@ -672,19 +807,41 @@ service imap-login {{
         return new
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    """A running, empty Dovecot for one test (it starts in milliseconds)."""
-    server = Dovecot()
+def _started_dovecot(*, tls: TlsFiles | None = None, special_use: Mapping[str, str] | None = None) -> Dovecot:
+    server = Dovecot(tls=tls, special_use=special_use)
     try:
         server.start()
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         server.close()
         require("dovecot", str(error))
+    return server
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A running, empty Dovecot for one test (it starts in milliseconds)."""
+    server = _started_dovecot()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def start_dovecot() -> Iterator[Callable[..., Dovecot]]:
+    """Starts Dovecots configured for one test (``tls``, ``special_use``); all are stopped afterwards."""
+    servers: list[Dovecot] = []
+
+    def start(*, tls: TlsFiles | None = None, special_use: Mapping[str, str] | None = None) -> Dovecot:
+        server = _started_dovecot(tls=tls, special_use=special_use)
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
 
 
 # SMTP -------------------------------------------------------------------------
@@ -697,6 +854,10 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    #: Whether the message came over TLS (implicit or after STARTTLS).
+    tls: bool = False
+    #: The login the client authenticated with, if any.
+    login: str | None = None
 
 
 class _RecordingHandler:
@@ -712,7 +873,7 @@ class _RecordingHandler:
         self.changed = threading.Condition()
 
     # aiosmtpd finds hooks by this exact name and passes all three positionally.
-    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Called by aiosmtpd at the end of DATA; the returned line is the reply."""
         with self.changed:
             if self.refusal is not None:
@@ -725,25 +886,68 @@ class _RecordingHandler:
                 self.changed.notify_all()
                 return reply
             content = envelope.original_content or b""
+            transport = server.transport
+            login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
             self.messages.append(
                 ReceivedMessage(
                     mail_from=envelope.mail_from or "",
                     rcpt_tos=tuple(envelope.rcpt_tos),
                     data=content,
+                    # Both implicit TLS and STARTTLS leave the SSL object on the transport.
+                    tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
+                    login=login.decode() if login is not None else None,
                 )
             )
             self.changed.notify_all()
         return "250 2.0.0 OK: queued"
 
 
-class SmtpServer:
-    """An SMTP server on loopback that records what it receives."""
+SmtpTls = Literal["ssl", "starttls"]
 
-    def __init__(self) -> None:
+
+class SmtpServer:
+    """An SMTP server on loopback that records what it receives.
+
+    With ``tls="ssl"`` it speaks implicit TLS; with ``"starttls"`` it offers
+    STARTTLS and refuses mail and logins before it. With ``login`` (user,
+    password) it offers AUTH and accepts exactly those; each message records
+    the login it came with (AUTH is not made compulsory: aiosmtpd warns about
+    that without STARTTLS, not knowing the connection is TLS from the start).
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: SmtpTls | None = None,
+        tls_files: TlsFiles | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        if (tls is None) != (tls_files is None):
+            raise ValueError("tls and tls_files go together")
         self._handler = _RecordingHandler()
         self._controller: Controller | None = None
         self._host = "127.0.0.1"
         self._port = 0
+        self._options: dict[str, object] = {}
+        if tls_files is not None:
+            context = tls_files.server_context()
+            if tls == "ssl":
+                # The whole connection is encrypted, so AUTH may be offered at once.
+                self._options.update(ssl_context=context, auth_require_tls=False)
+            else:
+                self._options.update(tls_context=context, require_starttls=True)
+        if login is not None:
+            self._login = login
+            self._options.update(authenticator=self._authenticate)
+
+    def _authenticate(
+        self, _server: SMTP, _session: Session, _envelope: Envelope, _mechanism: str, auth_data: object
+    ) -> AuthResult:
+        """aiosmtpd's authenticator hook: only the configured login gets in."""
+        given = (auth_data.login, auth_data.password) if isinstance(auth_data, LoginPassword) else None
+        success = given == (self._login[0].encode(), self._login[1].encode())
+        # auth_data is what the session keeps (and handle_DATA records).
+        return AuthResult(success=success, auth_data=auth_data if success else None)
 
     def start(self) -> None:
         """Listen on a free loopback port."""
@@ -752,7 +956,9 @@ class SmtpServer:
         # So pick a free port, and try again if someone took it meanwhile.
         for _attempt in range(5):
             port = free_port()
-            controller = Controller(self._handler, hostname=self._host, port=port, ready_timeout=SERVICE_TIMEOUT)
+            controller = Controller(
+                self._handler, hostname=self._host, port=port, ready_timeout=SERVICE_TIMEOUT, **self._options
+            )
             try:
                 controller.start()
             except OSError as error:
@@ -831,15 +1037,41 @@ class SmtpServer:
             return list(self._handler.messages)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A recording SMTP server for one test (it starts in milliseconds)."""
-    server = SmtpServer()
+def _started_smtp_server(
+    *, tls: SmtpTls | None = None, tls_files: TlsFiles | None = None, login: tuple[str, str] | None = None
+) -> SmtpServer:
+    server = SmtpServer(tls=tls, tls_files=tls_files, login=login)
     try:
         server.start()
     except (RuntimeError, OSError, TimeoutError) as error:
         require("smtp", f"aiosmtpd could not start: {error}")
+    return server
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A recording SMTP server for one test (it starts in milliseconds)."""
+    server = _started_smtp_server()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
+    """Starts SMTP servers configured for one test (``tls``, ``tls_files``, ``login``); all stopped afterwards."""
+    servers: list[SmtpServer] = []
+
+    def start(
+        *, tls: SmtpTls | None = None, tls_files: TlsFiles | None = None, login: tuple[str, str] | None = None
+    ) -> SmtpServer:
+        server = _started_smtp_server(tls=tls, tls_files=tls_files, login=login)
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from tests.services import fresh_postgres_database, port_is_open, require
 
 if TYPE_CHECKING:
-    from imapclient import IMAPClient
+    from collections.abc import Callable
 
-    from tests.services import Dovecot, SmtpServer
+    from tests.services import Dovecot, SmtpServer, TlsFiles
 
 MESSAGE = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\n\r\nBody.\r\n"
 
@@ -153,3 +154,45 @@ def test_smtp_refuses_when_told_then_accepts(smtp_server: SmtpServer) -> None:
 def test_smtp_wait_for_names_what_arrived(smtp_server: SmtpServer) -> None:
     with pytest.raises(TimeoutError, match="got 0"):
         smtp_server.wait_for(1, timeout=0.05)
+
+
+def test_tls_dovecot_refuses_any_login_before_tls_and_serves_starttls_and_implicit_tls(
+    start_dovecot: Callable[..., Dovecot], tls_files: TlsFiles
+) -> None:
+    server = start_dovecot(tls=tls_files, special_use={"Sent Items": "\\Sent"})
+    server.add_user("alice", "secret-1")
+
+    plain = IMAPClient(server.host, port=server.port, ssl=False, timeout=10)
+    try:
+        # What the TLS tests rely on: a client that skips TLS cannot log in.
+        with pytest.raises(LoginError, match="PRIVACYREQUIRED"):
+            plain.login("alice", "secret-1")
+        plain.starttls(tls_files.client_context())
+        plain.login("alice", "secret-1")
+        assert ((b"\\HasNoChildren", b"\\Sent"), b".", "Sent Items") in plain.list_folders()
+    finally:
+        plain.logout()
+    implicit = server.client("alice", "secret-1")  # the implicit-TLS port
+    implicit.logout()
+
+
+def test_tls_smtp_refuses_mail_before_starttls_and_records_tls_and_login(
+    start_smtp_server: Callable[..., SmtpServer], tls_files: TlsFiles
+) -> None:
+    server = start_smtp_server(tls="starttls", tls_files=tls_files, login=("alice", "secret-1"))
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "agent@corridor.test", "customer@example.com", "hi"
+    message.set_content("Hello.")
+
+    with (
+        smtplib.SMTP(server.host, server.port, timeout=10) as client,
+        pytest.raises(smtplib.SMTPSenderRefused, match="Must issue a STARTTLS command first"),
+    ):
+        client.send_message(message)
+    with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+        client.starttls(context=tls_files.client_context())
+        client.login("alice", "secret-1")
+        client.send_message(message)
+
+    (received,) = server.wait_for(1)
+    assert (received.tls, received.login) == (True, "alice")

@@ -24,6 +24,7 @@ from connectors.email.intake import (
     cursor_key,
     folder_intakes,
     intake_worker,
+    stop_parsers,
     sync_once,
 )
 from connectors.email.settings import EmailSettings, MailboxSettings
@@ -85,17 +86,21 @@ def email_commands(database: Database, settings: EmailSettings, mailboxes: Seque
             _watch(intakes)
             return
         failed = False
-        for intake in intakes:
-            display = _ProgressDisplay(intake.key)
-            try:
-                (outcome,) = sync_once([intake], display.for_intake)
-            finally:
-                display.close()
-            if isinstance(outcome, SyncReport):
-                click.echo(outcome.summary())
-            else:
-                failed = True
-                click.echo(f"{intake.key}: failed: {type(outcome).__name__}: {outcome}", err=True)
+        try:
+            for intake in intakes:
+                display = _ProgressDisplay(intake.key)
+                try:
+                    (outcome,) = sync_once([intake], display.for_intake)
+                finally:
+                    display.close()
+                if isinstance(outcome, SyncReport):
+                    click.echo(outcome.summary())
+                else:
+                    failed = True
+                    click.echo(f"{intake.key}: failed: {type(outcome).__name__}: {outcome}", err=True)
+        finally:
+            # The folders' passes share the parser processes; done with them now.
+            stop_parsers()
         if failed:
             raise SystemExit(1)
 

@@ -13,10 +13,19 @@ A pass (:meth:`FolderIntake.catch_up`) asks for every UID above the cursor
 batches of ``batch_size``, oldest first:
 
 1. fetches ``BODY.PEEK[]`` (never sets \\Seen) and INTERNALDATE, plus
-   X-GM-MSGID on Gmail;
+   X-GM-MSGID on Gmail, in one FETCH;
 2. parses each message; one the parser refuses is journaled as failed with its
    error (:func:`hub.ingest.record_unparseable`) and never holds up the rest;
-3. in one write transaction: ``ingest_many`` and the cursor.
+3. in one write transaction: ``ingest_many`` of the whole batch, each message
+   journaled with its own INTERNALDATE, and the cursor.
+
+A pass of more than one batch (a backfill, a catch-up after downtime) with
+``parse_processes`` parses in worker processes (:mod:`.pool`), overlapped with
+the rest: while the workers parse batch N, this thread commits batch N-1 and
+downloads batch N+1. Batches still commit one at a time and in UID order,
+each with the cursor that covers it, so the guarantees above do not change:
+an interruption loses at most work that was not committed, and the next pass
+does it again.
 
 A changed UIDVALIDITY means the server renumbered the folder: the pass starts
 again from UID 1, and the hub's dedupe on Message-ID (the interaction's
@@ -32,18 +41,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from connectors.email.connection import open_imap
 from connectors.email.parse import RAW_CONTENT_TYPE, SYNTHETIC_ID_DOMAIN, parse_message
+from connectors.email.pool import Parsed, ParseJob, default_processes, parse_each, prepare, shared, shutdown
 from connectors.email.settings import EmailSettings, MailboxSettings
 from hub.db import Database
 from hub.events import ChannelEvent
@@ -159,6 +170,8 @@ class SyncReport:
     #: folder is all on the timeline, so IDLE may start (it reports only what
     #: the session has not been told of yet).
     settled: bool = False
+    #: Messages of ``total`` in committed batches so far.
+    done: int = 0
 
     def summary(self) -> str:
         parts = [f"{self.new} new", f"{self.duplicates} already on the timeline", f"{self.failed} failed"]
@@ -168,23 +181,22 @@ class SyncReport:
         return f"{self.key}: {', '.join(parts)} ({where})"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Fetched:
-    """One message of a batch, parsed or not."""
+    """One message of a batch as the server sent it."""
 
     uid: int
     raw: bytes
+    #: What the parser needs besides the bytes, journaled with them for replay.
     context: dict[str, Any]
-    event: ChannelEvent | None = None
-    error: str | None = None
 
 
-@dataclass
-class _Run:
-    """Consecutive messages journaled with one ``ingest_many`` call (one context)."""
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One batch of a pass: its UIDs and the cursor that commits with it."""
 
-    events: list[ChannelEvent] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
+    uids: list[int]
+    cursor: FolderCursor
 
 
 class FolderIntake:
@@ -202,8 +214,13 @@ class FolderIntake:
         use_idle: bool | None = None,
         backoff_base: float = BACKOFF_BASE,
         backoff_max: float = BACKOFF_MAX,
+        parse_processes: int = 0,
     ) -> None:
-        """``use_idle=None`` uses IDLE where the server offers it; False always polls."""
+        """``use_idle=None`` uses IDLE where the server offers it; False always polls.
+
+        ``parse_processes``: worker processes that parse during a pass of more
+        than one batch; 0 parses in this process.
+        """
         self.database = database
         self.mailbox = mailbox
         self.folder = folder
@@ -213,6 +230,7 @@ class FolderIntake:
         self.use_idle = use_idle
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.parse_processes = parse_processes
         self.key = cursor_key(mailbox, folder)
         self.source = source_for(mailbox, folder)
 
@@ -222,19 +240,14 @@ class FolderIntake:
     # -- connection -------------------------------------------------------------
 
     def connect(self) -> IMAPClient:
-        """A logged-in client with CONDSTORE enabled where offered."""
-        context = ssl.create_default_context() if self.mailbox.tls != "none" else None
-        client = IMAPClient(
-            self.mailbox.host,
-            port=self.mailbox.port,
-            ssl=self.mailbox.tls == "ssl",
-            ssl_context=context,
-            timeout=SOCKET_TIMEOUT,
-        )
+        """A logged-in client with CONDSTORE enabled where offered.
+
+        TLS as the mailbox says, verified (:mod:`connectors.email.connection`);
+        a certificate or STARTTLS failure raises :class:`MailboxTlsError`,
+        which names the mailbox and is retried like any lost connection.
+        """
+        client = open_imap(self.mailbox, timeout=SOCKET_TIMEOUT)
         try:
-            if self.mailbox.tls == "starttls":
-                client.starttls(context)
-            client.login(self.mailbox.user, self.mailbox.password())
             # Aware datetimes: INTERNALDATE with its zone, not local wall time.
             client.normalise_times = False
             capabilities = client.capabilities()
@@ -293,7 +306,7 @@ class FolderIntake:
         # INTERNALDATE never changes), so the cursor may jump there.
         final_uid = max([last_uid, *uids, (uidnext or 1) - 1])
         batches = list(_chunks(uids, self.batch_size)) or [[]]
-        done = 0
+        plan: list[_Planned] = []
         for number, batch in enumerate(batches, start=1):
             last = number == len(batches)
             next_cursor = FolderCursor(
@@ -303,14 +316,44 @@ class FolderIntake:
                 # one with the new value would make the next pass skip the rest.
                 modseq if last else None,
             )
-            if not batch and next_cursor == cursor:
-                break
-            self._ingest_batch(client, batch, next_cursor, report)
-            report.cursor = next_cursor
-            done += len(batch)
-            if progress is not None and batch:
-                progress(done, len(uids))
+            if batch or next_cursor != cursor:
+                plan.append(_Planned(batch, next_cursor))
+        gmail = _GMAIL_CAPABILITY in client.capabilities()
+        # One batch has nothing to overlap with, and the message IDLE
+        # announced is parsed sooner here than worker processes could start.
+        if self.parse_processes and len(plan) > 1:
+            self._pipelined(client, plan, gmail, report, progress)
+        else:
+            for planned in plan:
+                fetched = self._fetch(client, planned.uids, gmail=gmail)
+                parsed = parse_each(event_from_imap, [(item.raw, item.context) for item in fetched])
+                self._commit(client, planned, fetched, parsed, report, progress)
         return report
+
+    def _pipelined(
+        self, client: IMAPClient, plan: list[_Planned], gmail: bool, report: SyncReport, progress: Progress | None
+    ) -> None:
+        """The batches of a backfill, each parsed in the worker processes while this thread works on the others.
+
+        Batch N is downloaded and handed to the workers; while they parse it,
+        batch N-1 (parsed meanwhile) is committed and batch N+1 downloaded.
+        Batches commit here, one at a time and in order, so at most two are
+        in memory, and a failure anywhere ends the pass with every committed
+        batch complete and nothing after it. (Downloading in a thread of its
+        own as well was measured: no faster, as that thread and the commits
+        then wait for each other's turn with the GIL.)
+        """
+        with shared(event_from_imap, self.parse_processes).lease() as pool:
+            parsing: deque[tuple[_Planned, list[_Fetched], ParseJob]] = deque()
+            for planned in plan:
+                fetched = self._fetch(client, planned.uids, gmail=gmail)
+                parsing.append((planned, fetched, pool.submit([(item.raw, item.context) for item in fetched])))
+                if len(parsing) > 1:
+                    earlier, its_messages, its_parse = parsing.popleft()
+                    self._commit(client, earlier, its_messages, its_parse.result(), report, progress)
+            while parsing:
+                earlier, its_messages, its_parse = parsing.popleft()
+                self._commit(client, earlier, its_messages, its_parse.result(), report, progress)
 
     def _uids_after(self, client: IMAPClient, last_uid: int) -> list[int]:
         criteria: list[Any] = ["UID", f"{last_uid + 1}:*"]
@@ -319,33 +362,54 @@ class FolderIntake:
         # "n:*" matches the highest UID even when it is below n (RFC 3501 6.4.8).
         return sorted(uid for uid in client.search(criteria) if uid > last_uid)
 
-    def _ingest_batch(self, client: IMAPClient, uids: list[int], cursor: FolderCursor, report: SyncReport) -> None:
-        fetched = self._fetch(client, uids) if uids else []
+    def _commit(
+        self,
+        client: IMAPClient,
+        planned: _Planned,
+        fetched: Sequence[_Fetched],
+        parsed: Sequence[Parsed],
+        report: SyncReport,
+        progress: Progress | None,
+    ) -> None:
+        """Put one parsed batch on the timeline with its cursor, in one transaction."""
+        events: list[ChannelEvent] = []
+        contexts: list[dict[str, Any]] = []
         with self.database.write() as session:
             stored = FolderCursor.from_state(load_state(session, CONNECTOR, self.key))
-            for run in self._runs(fetched):
-                if isinstance(run, _Fetched):
+            for item, outcome in zip(fetched, parsed, strict=True):
+                if outcome.event is None:
                     record_unparseable(
                         session,
                         source=self.source,
-                        raw=run.raw,
+                        raw=item.raw,
                         content_type=RAW_CONTENT_TYPE,
-                        error=run.error or "unparseable",
-                        context=run.context,
+                        error=outcome.error or "unparseable",
+                        context=item.context,
                     )
                     report.failed += 1
                     continue
-                _count(report, ingest_many(session, run.events, source=self.source, context=run.context))
+                events.append(outcome.event)
+                contexts.append(item.context)
+            # Each message is journaled with its own context, so a replay
+            # parses exactly what was ingested (a message without a usable
+            # Date takes its time from its own INTERNALDATE).
+            _count(report, ingest_many(session, events, source=self.source, contexts=contexts))
             # Another process (a `corridor email sync --once` beside the
             # worker) may have gone further; a cursor never moves back.
+            cursor = planned.cursor
             if stored is None or stored.uidvalidity != cursor.uidvalidity or stored.last_uid <= cursor.last_uid:
                 save_state(session, CONNECTOR, self.key, cursor.as_state())
-        if self.mailbox.mark_seen and uids:
+        if self.mailbox.mark_seen and planned.uids:
             # Only after the commit: a message is marked read once it is safe.
-            client.add_flags(uids, [b"\\Seen"], silent=True)
+            client.add_flags(planned.uids, [b"\\Seen"], silent=True)
+        report.cursor = cursor
+        report.done += len(planned.uids)
+        if progress is not None and planned.uids:
+            progress(report.done, report.total)
 
-    def _fetch(self, client: IMAPClient, uids: list[int]) -> list[_Fetched]:
-        gmail = _GMAIL_CAPABILITY in client.capabilities()
+    def _fetch(self, client: IMAPClient, uids: list[int], *, gmail: bool) -> list[_Fetched]:
+        if not uids:
+            return []
         response = client.fetch(uids, [*_FETCH_ITEMS, b"X-GM-MSGID"] if gmail else _FETCH_ITEMS)
         missing = [uid for uid in uids if uid not in response]
         if missing:
@@ -372,46 +436,8 @@ class FolderIntake:
             }
             if data.get(b"X-GM-MSGID") is not None:
                 context["gmail_msgid"] = int(data[b"X-GM-MSGID"])
-            item = _Fetched(uid, bytes(raw), context)
-            try:
-                item.event = event_from_imap(item.raw, context)
-            except Exception as exc:  # any parser failure is journaled; the batch goes on
-                item.error = f"{type(exc).__name__}: {exc}"
-            fetched.append(item)
+            fetched.append(_Fetched(uid, bytes(raw), context))
         return fetched
-
-    @staticmethod
-    def _runs(fetched: Sequence[_Fetched]) -> Iterator[_Run | _Fetched]:
-        """The batch as ``ingest_many`` calls, in UID order, plus the unparseable messages.
-
-        ``ingest_many`` journals one context for all its items, but each
-        message has its own INTERNALDATE. A message whose Date the parser used
-        parses the same with any later ``received_at``, so a run of them shares
-        the run's latest INTERNALDATE and replays exactly. A message that took
-        its time from INTERNALDATE (no or a bad Date), or its id from
-        X-GM-MSGID, gets a call of its own with its own context.
-        """
-        run = _Run()
-        for item in fetched:
-            event = item.event
-            own = item.context
-            received = datetime.fromisoformat(own["received_at"])
-            shareable = (
-                event is not None
-                and event.occurred_at != received
-                and not (is_synthetic_id(event.external_id) and "gmail_msgid" in own)
-            )
-            if shareable and event is not None:
-                if not run.context or datetime.fromisoformat(run.context["received_at"]) < received:
-                    run.context = {"received_at": own["received_at"], "mailbox_address": own["mailbox_address"]}
-                run.events.append(event)
-                continue
-            if run.events:
-                yield run
-                run = _Run()
-            yield item if event is None else _Run([event], own)
-        if run.events:
-            yield run
 
     # -- watching ---------------------------------------------------------------
 
@@ -569,25 +595,40 @@ def folder_intakes(
     database: Database, settings: EmailSettings, mailboxes: Sequence[MailboxSettings], **options: Any
 ) -> list[FolderIntake]:
     """One intake per configured folder."""
+    configured: dict[str, Any] = {
+        "batch_size": settings.batch_size,
+        "idle_timeout": settings.idle_timeout,
+        "poll_interval": settings.poll_interval,
+        "parse_processes": parse_processes(settings),
+    }
     return [
-        FolderIntake(
-            database,
-            mailbox,
-            folder,
-            batch_size=settings.batch_size,
-            idle_timeout=settings.idle_timeout,
-            poll_interval=settings.poll_interval,
-            **options,
-        )
+        FolderIntake(database, mailbox, folder, **{**configured, **options})
         for mailbox in mailboxes
         for folder in mailbox.folders
     ]
+
+
+def parse_processes(settings: EmailSettings) -> int:
+    """``[email] parse_processes`` as a number of worker processes (-1: one per CPU)."""
+    return default_processes() if settings.parse_processes < 0 else settings.parse_processes
+
+
+def prepare_parsing(intakes: Sequence[FolderIntake]) -> None:
+    """Have the parser processes' fork server start now, while IMAP connects, not at the first backfill."""
+    if any(intake.parse_processes for intake in intakes):
+        prepare(event_from_imap)
+
+
+def stop_parsers() -> None:
+    """Stop the parser processes all folders share, now (the worker stops, a command is done)."""
+    shutdown()
 
 
 def intake_worker(intakes: Sequence[FolderIntake]) -> Callable[[threading.Event], None]:
     """The ``email intake`` worker loop: a thread per folder until ``stop`` is set."""
 
     def loop(stop: threading.Event) -> None:
+        prepare_parsing(intakes)
         threads = [
             threading.Thread(target=intake.run, args=(stop,), name=f"email {intake.key}", daemon=True)
             for intake in intakes
@@ -597,6 +638,7 @@ def intake_worker(intakes: Sequence[FolderIntake]) -> Callable[[threading.Event]
         stop.wait()
         for thread in threads:
             thread.join(timeout=SOCKET_TIMEOUT)
+        stop_parsers()
 
     return loop
 
@@ -606,6 +648,7 @@ def sync_once(
     progress_for: Callable[[FolderIntake], Progress | None] = lambda _intake: None,
 ) -> list[SyncReport | Exception]:
     """One catch-up pass over every folder; a folder that fails does not stop the others."""
+    prepare_parsing(intakes)
     outcomes: list[SyncReport | Exception] = []
     for intake in intakes:
         try:

@@ -8,19 +8,26 @@ the same id, which receiving servers and clients recognise as one. The id goes
 back to the hub as :attr:`SendResult.provider_id` and becomes the
 interaction's external id, so the customer's answer (In-Reply-To: that id) and
 a bounce (quoting that id) find the reply.
+
+The bytes handed to the SMTP server are the message: once the hub has recorded
+the reply under its Message-ID, exactly those bytes are filed in the mailbox's
+Sent folder (:mod:`.sent`), so whoever reads the mailbox in a mail client sees
+the answer as the customer got it.
 """
 
 from __future__ import annotations
 
 import re
 import smtplib
-import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from connectors.email.connection import MailboxTlsError, open_smtp
 from connectors.email.parse import SYNTHETIC_ID_DOMAIN
+from connectors.email.sent import SentCopies
 from connectors.email.settings import MailboxSettings
 from hub.events import Channel
 from hub.outbound import OutboundMessage, SendError, SendResult
@@ -72,12 +79,20 @@ def email_references(thread_refs: Sequence[str]) -> list[str]:
 class SmtpSender:
     """Sends email replies from the configured mailboxes (implements ``hub.outbound.Sender``)."""
 
-    def __init__(self, mailboxes: Sequence[MailboxSettings], *, timeout: float = SMTP_TIMEOUT) -> None:
+    def __init__(
+        self,
+        mailboxes: Sequence[MailboxSettings],
+        *,
+        timeout: float = SMTP_TIMEOUT,
+        sent_copies: SentCopies | None = None,
+    ) -> None:
+        """``sent_copies`` files each sent reply in its mailbox's Sent folder; None files nothing."""
         if not mailboxes:
             raise ValueError("the email sender needs at least one mailbox")
         self._mailboxes = tuple(mailboxes)
         self._by_address = {m.address.casefold(): m for m in mailboxes}
         self._timeout = timeout
+        self._sent_copies = sent_copies
 
     def from_address(self, message_channel: Channel, customer_address: str, previous_to: str | None) -> str:
         """The mailbox the customer wrote to, so the answer comes from the address they know; else the first."""
@@ -137,12 +152,21 @@ class SmtpSender:
             raise SendError(f"the email sender sends email, not {message.channel}", code="unsupported_channel",
                             permanent=True)  # fmt: skip
         mime, mailbox = self.build(message)
+        raw, mail_options = wire_form(mime, mailbox.address, message.to_address)
         try:
-            smtp = self._connect(mailbox)
+            smtp = open_smtp(mailbox, timeout=self._timeout)
             try:
-                smtp.send_message(mime, from_addr=mailbox.address, to_addrs=[message.to_address])
+                if "SMTPUTF8" in mail_options and not smtp.has_extn("smtputf8"):
+                    raise smtplib.SMTPNotSupportedError(
+                        "an address needs internationalized email (SMTPUTF8), which the server does not offer"
+                    )
+                smtp.sendmail(mailbox.address, [message.to_address], raw, mail_options=mail_options)
             finally:
                 _quit(smtp)
+        except MailboxTlsError as exc:
+            # Like a refused login: an admin can fix the certificate or the
+            # setting before the retries run out.
+            raise SendError(str(exc), code="smtp_tls") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             words = "; ".join(f"{rcpt}: {code} {_text(reply)}" for rcpt, (code, reply) in exc.recipients.items())
@@ -167,8 +191,18 @@ class SmtpSender:
                 f"the SMTP server {mailbox.smtp_host}:{mailbox.smtp_port} could not be reached: {exc}",
                 code="smtp_unreachable",
             ) from exc
+        sent_at = datetime.now(UTC)
         message_id = str(mime["Message-ID"]).strip("<>")
         in_reply_to = str(mime["In-Reply-To"]).strip("<>") if mime["In-Reply-To"] else None
+        file_copy: Callable[[], None] | None = None
+        copies = self._sent_copies
+        if copies is not None and mailbox.copy_to_sent:
+            # Not now: the intake may read the copy back from a watched Sent
+            # folder at once, and only once the hub knows the reply by this
+            # Message-ID is that copy recognised as the reply itself.
+            def file_copy() -> None:
+                copies.file(mailbox, message_id, raw, sent_at)
+
         return SendResult(
             provider_id=message_id,
             status="sent",
@@ -178,28 +212,20 @@ class SmtpSender:
                 "references": email_references(message.thread_refs),
                 "mailbox": mailbox.name,
             },
+            after_recorded=file_copy,
         )
 
-    def _connect(self, mailbox: MailboxSettings) -> smtplib.SMTP:
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if mailbox.smtp_tls == "ssl":
-            smtp = smtplib.SMTP_SSL(mailbox.smtp_host, mailbox.smtp_port, timeout=self._timeout, context=context)
-        else:
-            smtp = smtplib.SMTP(mailbox.smtp_host, mailbox.smtp_port, timeout=self._timeout)
-        try:
-            smtp.ehlo()
-            if mailbox.smtp_tls == "starttls":
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            # A relay that offers no AUTH (a loopback or IP-trusted relay)
-            # takes mail without a login; one that offers it gets ours.
-            if mailbox.smtp_user and smtp.has_extn("auth"):
-                smtp.login(mailbox.smtp_user, mailbox.smtp_password())
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
+
+def wire_form(mime: EmailMessage, from_address: str, to_address: str) -> tuple[bytes, tuple[str, ...]]:
+    """The message as it goes over the wire, and the MAIL options it needs.
+
+    What ``smtplib.send_message`` would send, flattened here once so that the
+    copy in the Sent folder is byte for byte what the customer received.
+    """
+    if from_address.isascii() and to_address.isascii():
+        return mime.as_bytes(), ()
+    # Non-ASCII addresses travel as UTF-8 headers (RFC 6531).
+    return mime.as_bytes(policy=policy.SMTPUTF8), ("SMTPUTF8", "BODY=8BITMIME")
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

@@ -28,6 +28,8 @@ _SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 # servers may drop a client idle for 30.
 MAX_IDLE_TIMEOUT = 29 * 60
 MAX_BATCH_SIZE = 10_000
+#: More parser processes than this is a typo, not a machine.
+MAX_PARSE_PROCESSES = 64
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -35,7 +37,7 @@ _MAILBOX_KEYS = frozenset(
     {
         *("name", "host", "port", "tls", "user", "password_env", "password_file", "folders", "address"),
         *("smtp_host", "smtp_port", "smtp_tls", "smtp_user", "smtp_password_env", "smtp_password_file"),
-        *("since", "mark_seen"),
+        *("since", "mark_seen", "ca_file", "smtp_ca_file", "sent_folder", "copy_to_sent"),
     }
 )
 
@@ -62,6 +64,19 @@ class MailboxSettings:
     #: Set \\Seen on what was ingested. Off by default: Corridor is a reader,
     #: and a support mailbox may also be read by people in a mail client.
     mark_seen: bool
+    #: PEM file of the certificate authorities the IMAP server's certificate
+    #: is verified against, instead of the system's ("": the system's). Also
+    #: how a self-signed server certificate is trusted: name the certificate.
+    #: There is deliberately no way to switch verification off.
+    ca_file: str = ""
+    #: The same for the SMTP server (default: ``ca_file``).
+    smtp_ca_file: str = ""
+    #: Where copies of sent replies are filed; "": the folder the server marks
+    #: \Sent (RFC 6154 SPECIAL-USE), if any.
+    sent_folder: str = ""
+    #: File a copy of every sent reply in the Sent folder. Off for servers
+    #: that file what they relay themselves (a copy there would show twice).
+    copy_to_sent: bool = True
     password_env: str = field(default="", repr=False)
     password_file: str = field(default="", repr=False)
     smtp_password_env: str = field(default="", repr=False)
@@ -126,6 +141,7 @@ class MailboxSettings:
             raise SettingsError(f"{where}.smtp_password_env: give smtp_password_env or smtp_password_file, not both")
         folders = read.folders()
         smtp_tls = read.choice("smtp_tls", TLS_MODES, tls)
+        ca_file = read.text("ca_file")
         return cls(
             name=name,
             host=host,
@@ -140,6 +156,10 @@ class MailboxSettings:
             smtp_user=read.text("smtp_user") or user,
             since=read.since(),
             mark_seen=read.flag("mark_seen"),
+            ca_file=ca_file,
+            smtp_ca_file=read.text("smtp_ca_file") or ca_file,
+            sent_folder=read.text("sent_folder"),
+            copy_to_sent=read.flag("copy_to_sent", default=True),
             password_env=password_env,
             password_file=password_file,
             smtp_password_env=smtp_password_env,
@@ -189,8 +209,8 @@ class _TableReader:
             raise SettingsError(f"{self.where}.{key}: expected a port number 1-65535, got {value!r}")
         return value
 
-    def flag(self, key: str) -> bool:
-        value = self.table.get(key, False)
+    def flag(self, key: str, *, default: bool = False) -> bool:
+        value = self.table.get(key, default)
         if not isinstance(value, bool):
             raise SettingsError(f"{self.where}.{key}: expected true or false, got {value!r}")
         return value
@@ -229,6 +249,9 @@ class EmailSettings:
     poll_interval: int
     idle_timeout: int
     batch_size: int
+    #: Worker processes that parse mail during a backfill; -1: one per CPU,
+    #: 0: parse in the intake's own thread.
+    parse_processes: int
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first malformed key."""
@@ -241,6 +264,11 @@ class EmailSettings:
             )
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise SettingsError(f"[email] batch_size: expected 1 to {MAX_BATCH_SIZE}, got {self.batch_size}")
+        if not -1 <= self.parse_processes <= MAX_PARSE_PROCESSES:
+            raise SettingsError(
+                f"[email] parse_processes: expected -1 (one per CPU), 0 (none) or up to {MAX_PARSE_PROCESSES}, "
+                f"got {self.parse_processes}"
+            )
         self.mailbox_settings()
 
     def mailbox_settings(self) -> tuple[MailboxSettings, ...]:

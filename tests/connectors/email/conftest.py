@@ -10,6 +10,7 @@ take neither (the parser's, the settings') start no server.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from flask import Flask
 from imapclient import IMAPClient
 
-from connectors.email.intake import FolderIntake, Progress, SyncReport, disconnect
+from connectors.email.intake import FolderIntake, Progress, SyncReport, disconnect, folder_intakes
 from connectors.email.settings import EmailSettings, MailboxSettings
 from hub.runtime import Runtime
 from tests.conftest import AppFactory
@@ -114,14 +115,10 @@ def mailbox_of(runtime: Runtime) -> MailboxSettings:
 
 
 def intake_of(runtime: Runtime, folder: str = "INBOX", **options: Any) -> FolderIntake:
-    """The intake of one folder of the configured mailbox, as the worker builds it."""
+    """The intake of one folder of the configured mailbox, as the worker builds it (parser processes too)."""
     settings = runtime.settings.section("email", EmailSettings)
-    configured: dict[str, Any] = {
-        "batch_size": settings.batch_size,
-        "idle_timeout": settings.idle_timeout,
-        "poll_interval": settings.poll_interval,
-    }
-    return FolderIntake(runtime.database, mailbox_of(runtime), folder, **{**configured, **options})
+    (intake,) = folder_intakes(runtime.database, settings, [replace(mailbox_of(runtime), folders=(folder,))], **options)
+    return intake
 
 
 def sync(intake: FolderIntake, progress: Progress | None = None) -> SyncReport:

@@ -387,6 +387,30 @@ def test_gmail_reply_drops_the_attribution_and_quoted_lines() -> None:
     assert event.occurred_at == datetime(2024, 3, 20, 10, 47, 3, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("attribution", "is_history"),
+    [
+        ("Jane Doe <jane.doe@example.org> wrote:", True),  # Thunderbird's one-line form
+        ("jane.doe@example.org schrieb:   ", True),  # blanks after the colon
+        ("Jane Doe <jane.doe@example.org> wrote: see below", False),  # text follows: the customer's words
+        ("The courier wrote:", False),  # no address: the customer's words
+    ],
+)
+def test_a_one_line_attribution_above_quoted_lines_is_history(attribution: str, is_history: bool) -> None:
+    raw = (
+        "From: Jane Doe <jane.doe@example.org>\r\nTo: support@corridor.example\r\nSubject: Re: lid\r\n"
+        "Message-ID: <one-line-attribution@example.org>\r\n\r\n"
+        f"Thanks, it fits.\r\n\r\n{attribution}\r\n> Your replacement lid is on its way.\r\n"
+    ).encode()
+
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    if is_history:
+        assert event.reply_text == "Thanks, it fits."
+    else:
+        assert event.reply_text == f"Thanks, it fits.\n\n{attribution.rstrip()}"
+
+
 def test_html_only_gmail_reply_drops_the_gmail_quote() -> None:
     raw = (
         b"From: Jane Doe <jane.doe@example.org>\r\n"
@@ -587,3 +611,39 @@ def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[s
 )
 def test_anything_but_plain_addresses_goes_to_the_policy_parser(raw_value: str) -> None:
     assert parse._simple_addresses(raw_value) is None
+
+
+CONTENT_TYPE_SAMPLES = [
+    b"text/plain; charset=UTF-8; format=flowed; delsp=yes",
+    b'text/plain; CHARSET="iso-8859-1"; charset=utf-8',
+    b"text/plain; charset*=utf-8''%E2%82%AC; name*0=a; name*1=b.pdf",
+    b"multipart/report; report-type=delivery-status; boundary=b",
+    b'application/pdf; name="receipt.pdf"',
+    b"text/plain; charset",
+    b'text/plain;;; =;charset="unterminated',
+]
+content_type = st.one_of(st.sampled_from(CONTENT_TYPE_SAMPLES), st.binary(max_size=60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=content_type,
+    more=st.lists(header_line, max_size=6),
+    name=st.sampled_from(["charset", "CHARSET", "format", "delsp", "report-type", "name", "boundary"]),
+)
+def test_parts_answer_header_and_parameter_questions_as_the_stdlib_does(
+    value: bytes, more: list[bytes], name: str
+) -> None:
+    # The parser remembers each part's headers and Content-Type parameters
+    # (parse._Part); what it remembers must be what a plain Message says.
+    raw = b"Content-Type: " + value.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n" + b"".join(more) + b"\r\nbody"
+    remembering = parse.BytesParser(parse._Part, policy=parse.policy.compat32).parsebytes(raw)
+    plain = parse.BytesParser(policy=parse.policy.compat32).parsebytes(raw)
+    assert isinstance(remembering, parse._Part)
+    assert not isinstance(plain, parse._Part)
+
+    for _ in range(2):  # the second time from what the part remembered
+        assert parse._param(remembering, name) == parse._param(plain, name)
+        assert parse._content_type(remembering) == parse._content_type(plain)
+        for header in {*(line.split(b":", 1)[0].decode() for line in more), "Content-Type", "content-type", "X-No"}:
+            assert parse._raw_header(remembering, header) == parse._raw_header(plain, header)

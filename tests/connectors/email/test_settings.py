@@ -113,6 +113,8 @@ def test_two_mailboxes_with_one_name_or_one_address_are_refused() -> None:
         ({"batch_size": 0}, "[email] batch_size: expected 1 to 10000"),
         ({"idle_timeout": 1800}, "[email] idle_timeout: expected 1 to 1740 seconds"),
         ({"poll_interval": 0}, "[email] poll_interval: expected 1 to 86400 seconds"),
+        ({"parse_processes": -2}, "[email] parse_processes: expected -1 (one per CPU), 0 (none) or up to 64, got -2"),
+        ({"parse_processes": 65}, "[email] parse_processes: expected -1 (one per CPU), 0 (none) or up to 64, got 65"),
     ],
 )
 def test_malformed_pacing_is_named(section: dict[str, Any], message: str) -> None:
@@ -125,10 +127,11 @@ def test_mailboxes_can_come_from_the_environment_as_json() -> None:
         "HUB_EMAIL_MAILBOXES": '[{"name": "support", "host": "imap.example.com", "user": "support@example.com", '
         '"password_env": "IMAP_PASSWORD", "tls": "starttls"}]',
         "HUB_EMAIL_BATCH_SIZE": "250",
+        "HUB_EMAIL_PARSE_PROCESSES": "0",
     }
     settings = load_settings(environ=environ).section("email", EmailSettings)
 
-    assert settings.batch_size == 250
+    assert (settings.batch_size, settings.parse_processes) == (250, 0)
     assert [m.tls for m in settings.mailbox_settings()] == ["starttls"]
 
 
@@ -138,6 +141,7 @@ def test_the_dataclass_reads_exactly_the_keys_of_the_defaults_file() -> None:
 
     assert defaults.mailboxes == []
     assert (defaults.poll_interval, defaults.idle_timeout, defaults.batch_size) == (60, 300, 100)
+    assert defaults.parse_processes == -1  # one parser process per CPU
     assert MailboxSettings.from_table(0, mailbox()).name == "support"
 
 

@@ -1,0 +1,321 @@
+"""Copies of sent replies in the mailbox's Sent folder, filed in the real Dovecot.
+
+The Dovecot of this module marks "Sent Items" as \\Sent (RFC 6154), a name
+chosen so that only SPECIAL-USE, not a guess at "Sent", can find it. The
+customer writes, the agent answers through the API, aiosmtpd receives the
+reply, and the copy is read back from Dovecot byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from imapclient import IMAPClient
+from sqlalchemy import func, select
+
+from connectors.email.intake import CONNECTOR, cursor_key
+from connectors.email.sender import SmtpSender
+from connectors.email.sent import MAX_ATTEMPTS, STATE_CONNECTOR, SentCopies
+from connectors.email.settings import MailboxSettings
+from hub.events import Channel
+from hub.models import Interaction, Role
+from hub.replies import due_deliveries
+from hub.runtime import Runtime
+from hub.state import all_state, load_state
+from tests.conftest import make_agent
+from tests.connectors.email.conftest import PASSWORD, USER, intake_of, mailbox_of, sync
+from tests.connectors.email.messages import customer_message
+from tests.connectors.email.test_sender import (
+    CUSTOMER,
+    FIRST_ID,
+    conversation_of,
+    customer_writes,
+    interactions,
+    send_reply,
+    the_reply,
+)
+from tests.services import Dovecot, SmtpServer
+
+SENT = "Sent Items"
+
+
+@pytest.fixture
+def mail_server(start_dovecot: Callable[..., Dovecot]) -> Dovecot:
+    """In this module the support mailbox has a folder the server marks \\Sent."""
+    server = start_dovecot(special_use={SENT: "\\Sent"})
+    server.add_user(USER, PASSWORD)
+    return server
+
+
+def folder_contents(server: Dovecot, folder: str = SENT) -> list[tuple[bytes, tuple[bytes, ...]]]:
+    """Each message of ``folder`` as the server stores it: its bytes and its flags."""
+    imap = server.client(USER, PASSWORD)
+    try:
+        imap.select_folder(folder, readonly=True)
+        uids = imap.search("ALL")
+        fetched = imap.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
+        return [(data[b"BODY[]"], tuple(data[b"FLAGS"])) for _, data in sorted(fetched.items())]
+    finally:
+        imap.logout()
+
+
+def agent_of(runtime: Runtime) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_agent(runtime, Role.AGENT)}"}
+
+
+def first_mail(runtime: Runtime, imap: IMAPClient) -> None:
+    customer_writes(
+        runtime, imap, customer_message(1, sender=CUSTOMER, message_id=FIRST_ID, subject="Order 4711 arrived damaged")
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@contextmanager
+def running(loop: Callable[[threading.Event], None]) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the intake loop did not stop within 10 s of being asked"
+
+
+def test_the_reply_is_filed_in_the_servers_sent_folder_and_the_watched_copy_stays_one_interaction(
+    make_email_app: Any,
+    mail_server: Dovecot,
+    smtp_server: SmtpServer,
+    imap: IMAPClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app: Flask = make_email_app({"folders": ["INBOX", SENT]})
+    runtime: Runtime = app.extensions["corridor"]
+    client, auth = app.test_client(), agent_of(runtime)
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+
+    # The worker watches both folders (IDLE) while the agent answers, as in
+    # production: it reads the copy back within a fraction of a second.
+    caplog.set_level(logging.DEBUG, logger="connectors.email.intake")
+    with running(runtime.registry.workers["email intake"]):
+        # Answer once the Sent folder is being watched: a message appended
+        # while IDLE is being entered waits for the next re-issue (see
+        # FolderIntake._idle), which is not what this test is about.
+        assert wait_until(lambda: f"support/{SENT}: idling" in caplog.messages, 10)
+        assert send_reply(client, auth, conversation).status_code == 201
+        (sent,) = smtp_server.wait_for(1)
+        assert wait_until(lambda: _cursor_last_uid(runtime, SENT) == 1, 10), "the copy was never read back"
+
+    ((copy, flags),) = folder_contents(mail_server)
+    assert copy == sent.data  # exactly what the customer received
+    assert b"\\Seen" in flags  # nobody's unread mail
+    reply = the_reply(client, auth, conversation)
+    assert reply["status"] == "sent"
+    assert reply["metadata"]["sent_copy"] == {"status": "saved", "folder": SENT}
+    # Read back from the watched folder, the copy is the reply itself, not a second message.
+    assert [i["direction"] for i in interactions(client, auth, conversation)] == ["inbound", "outbound"]
+    with runtime.database.read() as session:
+        assert session.scalar(select(func.count()).select_from(Interaction)) == 2
+    again = sync(intake_of(runtime, SENT))
+    assert (again.new, again.duplicates) == (0, 0)
+
+
+class WatchedCopies(SentCopies):
+    """The real :class:`SentCopies`, noting what the timeline says about a reply when its copy is filed."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.database, [mailbox_of(runtime)])
+        self.runtime = runtime
+        self.status_at_filing: list[str | None] = []
+
+    def file(self, mailbox: MailboxSettings, message_id: str, raw: bytes, sent_at: datetime) -> None:
+        with self.runtime.database.read() as session:
+            status = session.scalar(select(Interaction.status).where(Interaction.external_id == message_id))
+        self.status_at_filing.append(status)
+        super().file(mailbox, message_id, raw, sent_at)
+
+
+def test_the_copy_is_filed_only_once_the_reply_is_recorded_under_its_message_id(
+    runtime: Runtime, client: FlaskClient, auth: dict[str, str], mail_server: Dovecot, imap: IMAPClient
+) -> None:
+    # A copy filed any earlier could be read back from a watched Sent folder
+    # before the hub knows the reply by its Message-ID, and become a second
+    # interaction (and then block the reply's own rename).
+    copies = WatchedCopies(runtime)
+    runtime.registry.senders[Channel.EMAIL] = SmtpSender([mailbox_of(runtime)], sent_copies=copies)
+    first_mail(runtime, imap)
+
+    assert send_reply(client, auth, conversation_of(client, auth)).status_code == 201
+
+    assert copies.status_at_filing == ["sent"]
+    assert len(folder_contents(mail_server)) == 1
+
+
+def test_the_configured_sent_folder_wins_over_the_servers(
+    make_email_app: Any, mail_server: Dovecot, smtp_server: SmtpServer, imap: IMAPClient
+) -> None:
+    imap.create_folder("Answered by Corridor")
+    app: Flask = make_email_app({"sent_folder": "Answered by Corridor"})
+    runtime: Runtime = app.extensions["corridor"]
+    client, auth = app.test_client(), agent_of(runtime)
+    first_mail(runtime, imap)
+
+    assert send_reply(client, auth, conversation_of(client, auth)).status_code == 201
+
+    (sent,) = smtp_server.wait_for(1)
+    assert [data for data, _ in folder_contents(mail_server, "Answered by Corridor")] == [sent.data]
+    assert folder_contents(mail_server) == []
+
+
+def test_without_a_sent_folder_copies_are_skipped_and_that_is_logged_once(
+    make_email_app: Any,
+    start_dovecot: Callable[..., Dovecot],
+    smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain = start_dovecot()  # SPECIAL-USE spoken, but no folder marked \Sent
+    plain.add_user(USER, PASSWORD)
+    app: Flask = make_email_app({"port": plain.port})
+    runtime: Runtime = app.extensions["corridor"]
+    client, auth = app.test_client(), agent_of(runtime)
+    imap = plain.client(USER, PASSWORD)
+    try:
+        first_mail(runtime, imap)
+        caplog.set_level(logging.INFO, logger="connectors.email.sent")
+        conversation = conversation_of(client, auth)
+
+        for _ in range(2):
+            assert send_reply(client, auth, conversation).status_code == 201
+
+        smtp_server.wait_for(2)
+        assert [name for _, _, name in imap.list_folders()] == ["INBOX"]  # nothing created by guesswork
+    finally:
+        imap.logout()
+    notices = [r.getMessage() for r in caplog.records if r.name == "connectors.email.sent"]
+    assert notices == [
+        "mailbox 'support': replies are not copied to a Sent folder: the server marks no folder \\Sent "
+        "(RFC 6154 SPECIAL-USE); name one with sent_folder"
+    ]
+    for reply in (i for i in interactions(client, auth, conversation) if i["direction"] == "outbound"):
+        assert reply["metadata"]["sent_copy"]["status"] == "skipped"
+
+
+def test_copy_to_sent_off_files_nothing(
+    make_email_app: Any, mail_server: Dovecot, smtp_server: SmtpServer, imap: IMAPClient
+) -> None:
+    app: Flask = make_email_app({"copy_to_sent": False})
+    runtime: Runtime = app.extensions["corridor"]
+    client, auth = app.test_client(), agent_of(runtime)
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+
+    assert send_reply(client, auth, conversation).status_code == 201
+
+    smtp_server.wait_for(1)
+    assert folder_contents(mail_server) == []
+    assert "sent_copy" not in the_reply(client, auth, conversation)["metadata"]
+
+
+@pytest.mark.parametrize("first_append_arrived", [False, True], ids=["server-down", "answer-lost"])
+def test_a_copy_that_cannot_be_filed_leaves_the_reply_sent_and_a_retry_files_it_once(
+    runtime: Runtime,
+    client: FlaskClient,
+    auth: dict[str, str],
+    mail_server: Dovecot,
+    smtp_server: SmtpServer,
+    imap: IMAPClient,
+    caplog: pytest.LogCaptureFixture,
+    first_append_arrived: bool,
+) -> None:
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+    imap.logout()
+    mail_server.stop()
+
+    response = send_reply(client, auth, conversation)
+
+    # The mail went out: the reply is sent, whatever became of the copy.
+    assert (response.status_code, response.json["status"]) == (201, "sent")
+    (sent,) = smtp_server.wait_for(1)
+    reply = the_reply(client, auth, conversation)
+    assert reply["status"] == "sent"
+    note = reply["metadata"]["sent_copy"]
+    assert (note["status"], note["attempts"]) == ("failed", 1)
+    assert note["error"].startswith("ConnectionRefusedError")
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "connectors.email.sent"]
+    assert warning.startswith(
+        f"mailbox 'support': the copy of reply {reply['external_id']} could not be filed in the Sent folder "
+        "(attempt 1, will retry): ConnectionRefusedError"
+    )
+
+    mail_server.start()
+    if first_append_arrived:
+        # The first APPEND got through but its answer was lost on the way back.
+        mail_server.append(USER, PASSWORD, SENT, sent.data)
+    copies = SentCopies(runtime.database, [mailbox_of(runtime)])
+    assert copies.retry_due() == 0  # backing off
+    assert copies.retry_due(datetime.now(UTC) + timedelta(minutes=2)) == 1
+
+    assert [data for data, _ in folder_contents(mail_server)] == [sent.data]
+    assert the_reply(client, auth, conversation)["metadata"]["sent_copy"] == {"status": "saved", "folder": SENT}
+    assert copies.retry_due(datetime.now(UTC) + timedelta(days=1)) == 0  # nothing left waiting
+    # Never sent again, never failed.
+    assert len(smtp_server.messages) == 1
+    assert due_deliveries(runtime.database, now=datetime.now(UTC) + timedelta(days=1)) == []
+
+
+def test_a_copy_that_keeps_failing_is_given_up_with_a_note_on_the_reply(
+    runtime: Runtime,
+    client: FlaskClient,
+    auth: dict[str, str],
+    mail_server: Dovecot,
+    smtp_server: SmtpServer,
+    imap: IMAPClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+    imap.logout()
+    mail_server.stop()
+    send_reply(client, auth, conversation)
+    copies = SentCopies(runtime.database, [mailbox_of(runtime)])
+
+    now = datetime.now(UTC)
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        now += timedelta(hours=1)
+        assert copies.retry_due(now) == 1, f"attempt {attempt} was not due"
+
+    note = the_reply(client, auth, conversation)["metadata"]["sent_copy"]
+    assert (note["status"], note["attempts"]) == ("failed", MAX_ATTEMPTS)
+    assert "next_attempt_at" not in note
+    (last,) = [r for r in caplog.records if r.name == "connectors.email.sent" and r.levelno == logging.ERROR]
+    assert "giving up: the reply was sent, only the copy is missing" in last.getMessage()
+    with runtime.database.read() as session:
+        assert all_state(session, STATE_CONNECTOR) == {}
+    assert the_reply(client, auth, conversation)["status"] == "sent"
+    assert len(smtp_server.messages) == 1
+
+
+def _cursor_last_uid(runtime: Runtime, folder: str) -> int | None:
+    with runtime.database.read() as session:
+        cursor = load_state(session, CONNECTOR, cursor_key(mailbox_of(runtime), folder))
+    return int(cursor["last_uid"]) if cursor else None
