@@ -878,17 +878,12 @@ class _Batch:
         conversations: dict[int, _ConversationState] = {}
 
         def state_for(conversation_id: int) -> _ConversationState:
+            # Named conversations are loaded in bulk below; this lookup is
+            # left for step 4's latest conversation and for an id with no row.
             if conversation_id not in conversations:
-                row = self.conn.execute(
-                    select(
-                        Conversation.customer_id,
-                        Conversation.status,
-                        Conversation.opened_at,
-                        Conversation.last_activity_at,
-                        Conversation.subject,
-                    ).where(Conversation.id == conversation_id)
-                ).one()
-                conversations[conversation_id] = _ConversationState(conversation_id, *row)
+                conversations.update(self._conversations_by_id([conversation_id]))
+                if conversation_id not in conversations:
+                    raise InvalidEvent("conversation_id", f"no conversation {conversation_id}")
             return conversations[conversation_id]
 
         by_reference = self._referenced_conversations(fresh)
@@ -900,6 +895,16 @@ class _Batch:
         for state in latest_open.values():
             if state.id is not None:
                 conversations[state.id] = state
+        # Every existing conversation an event may name (by reference, session
+        # or an agent's reply) in one statement per CHUNK: loaded one by one in
+        # state_for(), a backfill of replies cost a query per conversation.
+        # Loading one that ends up unchosen is harmless: it stays unchanged.
+        named = {
+            *by_reference.values(),
+            *by_session.values(),
+            *(p.event.conversation_id for p in fresh if p.event.conversation_id is not None),
+        }
+        conversations.update(self._conversations_by_id(sorted(named - conversations.keys())))
         window = self.config.continuation_window
         batch_refs: dict[tuple[str, str], _ConversationState] = {}
 
@@ -1034,6 +1039,30 @@ class _Batch:
             for channel, external_id, conversation_id in rows:
                 if conversation_id is not None:
                     found[(channel, external_id)] = conversation_id
+        return found
+
+    def _conversations_by_id(self, conversation_ids: Sequence[int]) -> dict[int, _ConversationState]:
+        """The named conversations, by primary key (an index seek on SQLite and PostgreSQL).
+
+        An id with no row is left out, so that state_for() still looks it up
+        itself and fails exactly as it always has.
+        """
+        found: dict[int, _ConversationState] = {}
+        for chunk in _chunks(conversation_ids):
+            rows = self.conn.execute(
+                select(
+                    Conversation.id,
+                    Conversation.customer_id,
+                    Conversation.status,
+                    Conversation.opened_at,
+                    Conversation.last_activity_at,
+                    Conversation.subject,
+                ).where(Conversation.id.in_(chunk))
+            )
+            for row in rows:
+                state = _ConversationState(*row)
+                assert state.id is not None
+                found[state.id] = state
         return found
 
     def _session_conversations(self, fresh: list[_Pending]) -> dict[tuple[str, str], int]:

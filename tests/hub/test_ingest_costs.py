@@ -1,0 +1,94 @@
+"""What a batch costs in statements: lookups stay per batch, never per event."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy import event as sa_event
+
+from hub.db import Database
+from hub.events import ChannelEvent
+from hub.ingest import ingest_many
+from hub.models import Conversation
+from hub.runtime import Runtime
+from tests.hub.events import event
+
+# Replies far apart, so that no conversation is still open for the
+# continuation window and only the references can thread them.
+MONTH_IN_HOURS = 24 * 30
+_FROM_CONVERSATION = re.compile(r"\bFROM conversation\b", re.IGNORECASE)
+
+
+@contextmanager
+def statements_on(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+
+
+def _reply(chain: int, depth: int) -> ChannelEvent:
+    ids = [f"<chain{chain}-{n}@mail.test>" for n in range(depth + 1)]
+    return event(
+        sender=f"customer{chain}@example.com",
+        hours=depth * MONTH_IN_HOURS + chain / 100,
+        external_id=ids[-1],
+        thread_refs=tuple(reversed(ids[:-1])),
+        subject=f"Order {chain}",
+        text=f"message {depth} about order {chain}",
+    )
+
+
+def test_referenced_conversations_load_in_one_statement_per_batch(runtime: Runtime) -> None:
+    chains = 40
+    with runtime.database.write() as session:
+        first = ingest_many(session, [_reply(c, 0) for c in range(chains)], source="test")
+    conversation_of = {c: r.conversation_id for c, r in enumerate(first)}
+    assert len(set(conversation_of.values())) == chains
+
+    replies = [_reply(c, depth) for depth in (1, 2) for c in range(chains)]
+    with statements_on(runtime.database.write_engine) as seen, runtime.database.write() as session:
+        results = ingest_many(session, replies, source="test")
+
+    assert [r.error for r in results] == [None] * len(replies)
+    assert [r.conversation_id for r in results] == [conversation_of[c] for _ in (1, 2) for c in range(chains)]
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT") and _FROM_CONVERSATION.search(s)]
+    # The customers' open conversations, and the referenced ones: one each,
+    # however many conversations the batch names.
+    assert len(reads) <= 2, reads
+
+
+def test_an_agent_reply_naming_no_conversation_still_fails_alone(runtime: Runtime) -> None:
+    # The bulk load leaves a missing id out; the event fails as it did when
+    # each conversation was looked up on its own, and its batch-mates don't.
+    items = [_reply(1, 0), event(hours=1, conversation_id=10**9, text="into the void"), _reply(2, 0)]
+    with runtime.database.write() as session:
+        results = ingest_many(session, items, source="test")
+    assert [r.error is None for r in results] == [True, False, True]
+
+
+def test_conversations_by_id_seek_the_primary_key_on_sqlite(sqlite_template: Path, tmp_path: Path) -> None:
+    path = tmp_path / "plans.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    statement = select(Conversation.id, Conversation.status).where(Conversation.id.in_([3, 1, 2]))
+    try:
+        with database.write_engine.connect() as connection:
+            compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+            plan = " | ".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    finally:
+        database.dispose()
+    assert "SCAN" not in plan, plan
+    assert "SEARCH" in plan, plan
