@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import customers, replies
@@ -29,6 +29,7 @@ from hub.models import (
     Interaction,
     JournalEntry,
     JournalStatus,
+    utcnow,
 )
 from hub.runtime import current_runtime
 from hub.search import SearchHit, SearchQuery
@@ -241,6 +242,37 @@ def get_journal_entry(entry_id: int) -> ResponseReturnValue:
         if entry is None:
             abort(404, description=f"no journal entry {entry_id}")
         return jsonify(_journal_json(session, entry))
+
+
+#: A received entry older than this means no processor is keeping up (or running).
+BACKLOG_DEGRADED_SECONDS = 60.0
+
+
+@api.get("/health")
+def health() -> ResponseReturnValue:
+    """For load balancers and monitoring: no token, counts only.
+
+    ``degraded`` when a received event has waited more than a minute: the
+    web process journals and answers, so a stopped worker shows nowhere else.
+    """
+    with current_runtime().database.read() as session:
+        received, oldest = session.execute(
+            select(func.count(), func.min(JournalEntry.received_at)).where(
+                JournalEntry.status == JournalStatus.RECEIVED
+            )
+        ).one()
+        failed = session.scalar(
+            select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
+        )
+    waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    degraded = waited > BACKLOG_DEGRADED_SECONDS
+    return jsonify(
+        {
+            "status": "degraded" if degraded else "ok",
+            "reason": f"received events have waited {waited:.0f} s for the journal processor" if degraded else None,
+            "journal": {"received": received, "oldest_received_seconds": round(waited, 1), "failed": failed},
+        }
+    )
 
 
 def _received_json(journal_id: int) -> dict[str, Any]:

@@ -266,6 +266,14 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/health": {
+            "get": {
+                "summary": "Health for monitoring (no token): journal backlog and failures; degraded when "
+                "received events wait over a minute for the journal processor",
+                "security": [],
+                "responses": {"200": {"description": "status ok or degraded, with journal counts"}},
+            }
+        },
         "/api/journal/{entry_id}": {
             "get": {
                 "summary": "What became of a journaled event: received, processed, duplicate, deferred or failed",

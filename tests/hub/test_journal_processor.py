@@ -16,15 +16,17 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
 
 import hub.journal
 from hub.ingest import receive
 from hub.journal import process_received
-from hub.models import Interaction, JournalEntry, JournalStatus
+from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
 from hub.runtime import Runtime
 from hub.web.event_schema import parse_event
 from tests.hub.events import event_json
@@ -216,3 +218,28 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_health_turns_degraded_when_received_events_wait_for_a_processor(client: FlaskClient, runtime: Runtime) -> None:
+    healthy = client.get("/api/health")  # no token: for load balancers and monitoring
+    assert healthy.status_code == 200
+    assert healthy.json["status"] == "ok"
+    assert healthy.json["journal"] == {"received": 0, "oldest_received_seconds": 0.0, "failed": 0}
+
+    [journal_id] = receive(runtime.database, [api_event()], source="api")  # type: ignore[list-item]
+    assert client.get("/api/health").json["status"] == "ok"  # just arrived
+    with runtime.database.write() as session:
+        # Nobody processed it for two minutes: the worker is down.
+        session.execute(
+            update(JournalEntry)
+            .where(JournalEntry.id == journal_id)
+            .values(received_at=utcnow() - timedelta(minutes=2))
+        )
+    stalled = client.get("/api/health").json
+    assert stalled["status"] == "degraded"
+    assert "journal processor" in stalled["reason"]
+    assert stalled["journal"]["received"] == 1
+    assert stalled["journal"]["oldest_received_seconds"] >= 120
+
+    runtime.journal.drain()
+    assert client.get("/api/health").json["status"] == "ok"
