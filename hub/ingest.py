@@ -90,6 +90,15 @@ BLOB = cast(Table, AttachmentBlob.__table__)
 OUTBOX = cast(Table, OutboxEntry.__table__)
 
 PIPELINE_KEY = "corridor.pipeline"
+#: What threading needs of a conversation, in _ConversationState's field order.
+_CONVERSATION_STATE = (
+    Conversation.id,
+    Conversation.customer_id,
+    Conversation.status,
+    Conversation.opened_at,
+    Conversation.last_activity_at,
+    Conversation.subject,
+)
 #: Rows per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 400
 #: How long a deferred update waits before the worker tries it again.
@@ -1049,16 +1058,7 @@ class _Batch:
         """
         found: dict[int, _ConversationState] = {}
         for chunk in _chunks(conversation_ids):
-            rows = self.conn.execute(
-                select(
-                    Conversation.id,
-                    Conversation.customer_id,
-                    Conversation.status,
-                    Conversation.opened_at,
-                    Conversation.last_activity_at,
-                    Conversation.subject,
-                ).where(Conversation.id.in_(chunk))
-            )
+            rows = self.conn.execute(select(*_CONVERSATION_STATE).where(Conversation.id.in_(chunk)))
             for row in rows:
                 state = _ConversationState(*row)
                 assert state.id is not None
@@ -1092,14 +1092,7 @@ class _Batch:
         latest: dict[int, _ConversationState] = {}
         for chunk in _chunks(sorted(customer_ids)):
             rows = self.conn.execute(
-                select(
-                    Conversation.id,
-                    Conversation.customer_id,
-                    Conversation.status,
-                    Conversation.opened_at,
-                    Conversation.last_activity_at,
-                    Conversation.subject,
-                ).where(
+                select(*_CONVERSATION_STATE).where(
                     Conversation.customer_id.in_(chunk),
                     Conversation.status.in_([ConversationStatus.OPEN, ConversationStatus.PENDING]),
                     Conversation.last_activity_at >= active_since,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,20 @@ class SearchHit:
     subject: str
     #: Safe HTML: the text is escaped, matches are wrapped in <mark>.
     snippet: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> SearchHit:
+        """A hit from a search query's row, whose ``snippet`` is the engine's raw marked text."""
+        return cls(
+            interaction_id=row.id,
+            customer_id=row.customer_id,
+            conversation_id=row.conversation_id,
+            channel=row.channel,
+            direction=row.direction,
+            occurred_at=row.occurred_at,
+            subject=row.subject,
+            snippet=safe_snippet(row.snippet or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ from hub.search import (
     SearchPage,
     SearchQuery,
     query_terms,
-    safe_snippet,
 )
 
 
@@ -107,19 +106,7 @@ class PostgresFts:
             f"{order}{paging}"
         )
         rows = session.execute(text(sql).columns(occurred_at=UTCDateTime()), params).all()
-        hits = [
-            SearchHit(
-                interaction_id=row.id,
-                customer_id=row.customer_id,
-                conversation_id=row.conversation_id,
-                channel=row.channel,
-                direction=row.direction,
-                occurred_at=row.occurred_at,
-                subject=row.subject,
-                snippet=safe_snippet(row.snippet or ""),
-            )
-            for row in rows[: query.limit]
-        ]
+        hits = [SearchHit.from_row(row) for row in rows[: query.limit]]
         next_cursor = None
         if len(rows) > query.limit and hits:
             if query.order == "relevance":

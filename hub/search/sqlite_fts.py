@@ -76,7 +76,6 @@ from hub.search import (
     SearchPage,
     SearchQuery,
     query_terms,
-    safe_snippet,
 )
 
 FTS_TABLE = "interaction_fts"
@@ -538,19 +537,7 @@ class _Search:
             f"AND +{FTS_TABLE}.rowid IN (SELECT value FROM json_each(:ids)) AND i.id = {FTS_TABLE}.rowid"
         )
         rows = {row.id: row for row in self.session.execute(text(sql).columns(occurred_at=UTCDateTime()), params)}
-        return [
-            SearchHit(
-                interaction_id=row.id,
-                customer_id=row.customer_id,
-                conversation_id=row.conversation_id,
-                channel=row.channel,
-                direction=row.direction,
-                occurred_at=row.occurred_at,
-                subject=row.subject,
-                snippet=safe_snippet(row.snippet or ""),
-            )
-            for row in (rows[row_id] for row_id in ids if row_id in rows)
-        ]
+        return [SearchHit.from_row(row) for row in (rows[row_id] for row_id in ids if row_id in rows)]
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ at fault (see hub.web.errors).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -148,26 +149,21 @@ def _json_body() -> dict[str, Any]:
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, name, f"must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, name, f"must be between {low} and {high}")
-    return value
+    return int(_number_arg(name, default, low, high, int, "a whole number"))
 
 
 def _float_arg(name: str, default: float, low: float, high: float) -> float:
+    return _number_arg(name, default, low, high, float, "a number")
+
+
+def _number_arg(name: str, default: float, low: float, high: float, parse: Callable[[str], float], what: str) -> float:
     raw = request.args.get(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ApiError(400, name, f"must be a number, got {raw!r}") from None
+        raise ApiError(400, name, f"must be {what}, got {raw!r}") from None
     if not low <= value <= high:
         raise ApiError(400, name, f"must be between {low:g} and {high:g}")
     return value

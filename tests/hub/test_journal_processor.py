@@ -31,6 +31,7 @@ from hub.runtime import Runtime
 from hub.web.event_schema import parse_event
 from tests.hub.events import event_json
 from tests.services import free_port
+from tests.waiting import alive
 
 
 def api_event(**overrides: object) -> object:
@@ -207,17 +208,9 @@ def test_a_worker_whose_parent_is_gone_stops(tmp_path: Path) -> None:
     parent.wait(timeout=30)
     parent.stdout.close()
     deadline = time.monotonic() + 40
-    while _alive(worker_pid):
+    while alive(worker_pid):
         assert time.monotonic() < deadline, "the orphaned worker is still running"
         time.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        # A zombie has exited; only its parent (init here) has not reaped it yet.
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_health_turns_degraded_when_received_events_wait_for_a_processor(client: FlaskClient, runtime: Runtime) -> None:

@@ -30,6 +30,7 @@ from hub.state import load_state
 from tests.connectors.email.conftest import BATCH_SIZE, PASSWORD, USER, intake_of, sync
 from tests.connectors.email.messages import START, append_all, customer_message
 from tests.services import Dovecot
+from tests.waiting import wait_until
 
 KEY = "support/INBOX"
 SOURCE = "email:support/INBOX"
@@ -56,15 +57,6 @@ def saved_cursor(runtime: Runtime) -> dict[str, Any] | None:
 def seen_uids(imap: IMAPClient) -> list[int]:
     imap.select_folder("INBOX", readonly=True)
     return [uid for uid, data in imap.fetch(imap.search("ALL"), ["FLAGS"]).items() if b"\\Seen" in data[b"FLAGS"]]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @contextmanager

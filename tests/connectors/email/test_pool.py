@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from hub.state import load_state
 from tests.connectors.email.conftest import BATCH_SIZE, intake_of, sync
 from tests.connectors.email.messages import MAILBOX_ADDRESS, append_all, customer_message
 from tests.connectors.email.parsers import KILLS_ALWAYS, KILLS_ONCE, killing_parser, worker_pid
+from tests.waiting import alive, wait_until
 
 CONTEXT = {"received_at": "2024-03-22T12:00:00+00:00", "mailbox_address": MAILBOX_ADDRESS}
 NOT_AN_EMAIL = b"\x89PNG\r\n\x1a\r\n\x01\x02 an image someone saved into the folder"
@@ -55,24 +55,6 @@ def with_header(n: int, header: bytes) -> bytes:
 
 def ids(n: int) -> str:
     return f"msg-{n}@example.org"
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture

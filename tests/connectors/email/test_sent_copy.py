@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from tests.connectors.email.test_sender import (
     the_reply,
 )
 from tests.services import Dovecot, SmtpServer
+from tests.waiting import wait_until
 
 SENT = "Sent Items"
 
@@ -76,15 +76,6 @@ def first_mail(runtime: Runtime, imap: IMAPClient) -> None:
     customer_writes(
         runtime, imap, customer_message(1, sender=CUSTOMER, message_id=FIRST_ID, subject="Order 4711 arrived damaged")
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @contextmanager

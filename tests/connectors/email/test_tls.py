@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from tests.conftest import make_agent
 from tests.connectors.email.conftest import PASSWORD, USER, intake_of, mailbox_table, sync
 from tests.connectors.email.messages import MAILBOX_ADDRESS, customer_message
 from tests.services import Dovecot, SmtpServer, TlsFiles, make_self_signed_tls_files
+from tests.waiting import wait_until
 
 CUSTOMER = "jane.doe@example.org"
 
@@ -72,15 +71,6 @@ def tls_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
         for record in caplog.records
         if record.name == "connectors.email.intake" and "MailboxTlsError" in record.getMessage()
     ]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def logins(server: Dovecot) -> list[str]:
