@@ -197,6 +197,9 @@ def run(host: str, port: int, threads: int, worker: bool) -> None:
         f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name}"
         f"{', worker pid ' + str(supervisor.pid) if supervisor else ''})"
     )
+    # SIGTERM (systemd, docker stop) ends the server like Ctrl-C, so the
+    # worker is stopped in turn rather than left to notice it is orphaned.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     try:
         serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
     finally:

@@ -187,6 +187,8 @@ def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_
     output = "".join(seen) + banner + output
     assert "worker running: journal processing" in output
     assert "starting it again" in output
+    # Terminated, the server stopped its worker rather than leaving it orphaned.
+    assert "signal 15: stopping" in output
 
 
 @pytest.mark.slow
