@@ -19,6 +19,12 @@ transaction:
    external one.
 7. **Notify** after commit.
 
+Entry points that answer a provider per request (webhooks, the event API)
+call ``receive(database, items, source=...)`` instead: it journals the items
+as *received* in a group commit and returns once they are durable; the
+journal processor (``hub.journal``) then runs them through the same pipeline
+in batches, its claim committing with the timeline rows.
+
 The pipeline is batch-native: one event is a batch of one, and a backfill of a
 thousand costs a handful of statements instead of thousands. When anything in a
 batch fails, the batch's savepoint is rolled back and its items are retried one

@@ -9,13 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy import event as sa_event
 
 from hub.db import Database
 from hub.events import ChannelEvent
 from hub.ingest import ingest_many
-from hub.models import Conversation
+from hub.models import Conversation, JournalEntry
 from hub.runtime import Runtime
 from tests.hub.events import event
 
@@ -92,3 +93,16 @@ def test_conversations_by_id_seek_the_primary_key_on_sqlite(sqlite_template: Pat
         database.dispose()
     assert "SCAN" not in plan, plan
     assert "SEARCH" in plan, plan
+
+
+def test_ingest_many_takes_one_context_for_all_or_one_per_item(runtime: Runtime) -> None:
+    items = [event(sender=f"c{i}@example.com") for i in range(3)]
+    with runtime.database.write() as session:
+        with pytest.raises(ValueError, match="one per item"):
+            ingest_many(session, items, source="test", contexts=[{}, {}])
+        with pytest.raises(ValueError, match="one per item"):
+            ingest_many(session, items, source="test", context={}, contexts=[{}, {}, {}])
+        ingest_many(session, items, source="test", contexts=[{"n": i} for i in range(3)])
+    with runtime.database.read() as session:
+        contexts = session.scalars(select(JournalEntry.context).order_by(JournalEntry.id)).all()
+    assert contexts == [{"n": 0}, {"n": 1}, {"n": 2}]  # each item journaled with its own
