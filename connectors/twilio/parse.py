@@ -18,7 +18,7 @@ is kept and can be replayed once the parser learns the new shape.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -203,6 +203,11 @@ def _location(form: WebhookForm, prefix: str) -> dict[str, str]:
     }
 
 
+def _present(form: WebhookForm, fields: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Twilio's optional fields that this request carries, under our metadata keys."""
+    return {key: form[name] for name, key in fields if form.get(name)}
+
+
 def _integer(form: WebhookForm, name: str) -> int | None:
     value = form.optional(name)
     if value is None:
@@ -324,18 +329,21 @@ def parse_inbound_message(form: WebhookForm, received_at: datetime) -> ChannelEv
     kind = _sender_kind(sender_address, channel)
 
     metadata: dict[str, Any] = {"to": raw_to}
-    for name, key in (
-        ("AccountSid", "account_sid"),
-        ("MessagingServiceSid", "messaging_service_sid"),
-        ("ProfileName", "profile_name"),
-        ("WaId", "wa_id"),
-        ("OptOutType", "opt_out_type"),
-        ("ButtonText", "button_text"),
-        ("ButtonPayload", "button_payload"),
-        ("MessageType", "message_type"),
-    ):
-        if form.get(name):
-            metadata[key] = form[name]
+    metadata.update(
+        _present(
+            form,
+            (
+                ("AccountSid", "account_sid"),
+                ("MessagingServiceSid", "messaging_service_sid"),
+                ("ProfileName", "profile_name"),
+                ("WaId", "wa_id"),
+                ("OptOutType", "opt_out_type"),
+                ("ButtonText", "button_text"),
+                ("ButtonPayload", "button_payload"),
+                ("MessageType", "message_type"),
+            ),
+        )
+    )
     segments = _integer(form, "NumSegments")
     if segments is not None:
         metadata["num_segments"] = segments
@@ -469,14 +477,17 @@ def parse_incoming_call(form: WebhookForm, received_at: datetime) -> ChannelEven
     }
     if caller.kind is IdentityKind.WITHHELD:
         metadata["withheld"] = True
-    for name, key in (
-        ("AccountSid", "account_sid"),
-        ("CallerName", "caller_name"),
-        ("ForwardedFrom", "forwarded_from"),
-        ("StirVerstat", "stir_verstat"),
-    ):
-        if form.get(name):
-            metadata[key] = form[name]
+    metadata.update(
+        _present(
+            form,
+            (
+                ("AccountSid", "account_sid"),
+                ("CallerName", "caller_name"),
+                ("ForwardedFrom", "forwarded_from"),
+                ("StirVerstat", "stir_verstat"),
+            ),
+        )
+    )
     where = _location(form, "From")
     if where:
         metadata["from_location"] = where
@@ -514,10 +525,7 @@ def parse_call_status(form: WebhookForm, received_at: datetime) -> InteractionUp
     status = CALL_STATUSES.get(twilio_status)
     if status is None:
         raise MalformedWebhook("CallStatus", f"unknown call status {twilio_status!r}")
-    metadata: dict[str, Any] = {}
-    for name, key in (("SipResponseCode", "sip_response_code"), ("AnsweredBy", "answered_by")):
-        if form.get(name):
-            metadata[key] = form[name]
+    metadata: dict[str, Any] = _present(form, (("SipResponseCode", "sip_response_code"), ("AnsweredBy", "answered_by")))
     return InteractionUpdate(
         channel=Channel.VOICE,
         external_id=call_sid,
@@ -588,9 +596,7 @@ def parse_recording_status(form: WebhookForm, received_at: datetime) -> Interact
     seconds = _integer(form, "RecordingDuration")
     if seconds is not None:
         recording["duration_seconds"] = seconds
-    for name, key in (("RecordingSource", "source"), ("RecordingChannels", "channels")):
-        if form.get(name):
-            recording[key] = form[name]
+    recording.update(_present(form, (("RecordingSource", "source"), ("RecordingChannels", "channels"))))
     error_code = _error_code(form)
     if error_code is not None:
         recording["error_code"] = error_code
