@@ -23,10 +23,9 @@ of the workload's known customers, signed for the public URL with Twilio's
 signed before the clock starts, so the client's cost per request is a socket
 write; the bare endpoint receives the very same bytes (to its own path).
 
-The load loop here differs from ``tests.bench.loadgen`` only in sending
-pre-rendered requests (loadgen builds JSON bodies from its own templates and
-cannot add a per-request signature header); it reuses loadgen's response
-reader and tally.
+The load process is ``tests.bench.loadgen`` with ``--requests``: it sends
+these pre-rendered requests, each connection its own share, instead of its
+JSON templates.
 """
 
 from __future__ import annotations
@@ -36,15 +35,11 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask
@@ -55,7 +50,7 @@ from hub import create_app
 from hub.cli import start_worker
 from tests.bench.common import FULL, QUICK, Result, Sizes, Workspace, hub_environ, runtime_of, say, seed_people
 from tests.bench.httpserve import THREADS, bare_app
-from tests.bench.loadgen import Tally, _one_response
+from tests.bench.loadgen import write_requests
 from tests.bench.webhook import CONNECTIONS, Server, listening, settle
 from tests.bench.workload import people
 
@@ -187,123 +182,11 @@ def render(count: int, tag: str, path: str) -> list[bytes]:
     return out
 
 
-def write_requests(path: Path, requests: Sequence[bytes]) -> None:
-    with path.open("wb") as f:
-        for request in requests:
-            f.write(struct.pack(">I", len(request)))
-            f.write(request)
-
-
-def read_requests(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    out, offset = [], 0
-    while offset < len(data):
-        (length,) = struct.unpack_from(">I", data, offset)
-        out.append(data[offset + 4 : offset + 4 + length])
-        offset += 4 + length
-    return out
-
-
-# --- the load process -----------------------------------------------------------------------
-
-
-def _worker(
-    port: int,
-    requests: Sequence[bytes],
-    cycle: bool,
-    expect: int,
-    start_at: float,
-    measure_from: float,
-    stop_at: float,
-    tally: Tally,
-    ended: list[float],
-) -> None:
-    import socket
-
-    sock: socket.socket | None = None
-    reader: BinaryIO | None = None
-    i = 0
-    while time.perf_counter() < start_at:
-        time.sleep(0.001)
-    while time.perf_counter() < stop_at:
-        if i == len(requests):
-            if not cycle:
-                break  # out of distinct requests: the run is cut short and says so
-            i = 0
-        request = requests[i]
-        i += 1
-        if sock is None:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader = sock.makefile("rb")
-        started = time.perf_counter()
-        try:
-            sock.sendall(request)
-            assert reader is not None
-            status, keep = _one_response(reader)
-        except (OSError, ValueError):
-            status, keep = 0, False
-        if started >= measure_from:
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
-            if status == expect:
-                tally.ok += 1
-                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
-            else:
-                tally.errors += 1
-        if not keep:
-            sock.close()
-            sock, reader = None, None
-    if sock is not None:
-        sock.close()
-    ended.append(min(time.perf_counter(), stop_at))
-
-
-def load(port: int, requests_file: Path, seconds: float, expect: int, cycle: bool) -> dict[str, Any]:
-    """Drive the server with the pre-rendered requests; what loadgen reports, as a dict."""
-    requests = read_requests(requests_file)
-    tallies = [Tally() for _ in range(CONNECTIONS)]
-    ended: list[float] = []
-    start_at = time.perf_counter() + 0.2
-    measure_from = start_at + WARMUP_SECONDS
-    stop_at = measure_from + seconds
-    threads = [
-        threading.Thread(
-            target=_worker,
-            args=(port, requests[n::CONNECTIONS], cycle, expect, start_at, measure_from, stop_at, tallies[n], ended),
-        )
-        for n in range(CONNECTIONS)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = max(ended) - measure_from
-    latencies = sorted(x for t in tallies for x in t.latencies_ms)
-    statuses: dict[int, int] = {}
-    for t in tallies:
-        for status, number in t.statuses.items():
-            statuses[status] = statuses.get(status, 0) + number
-    ok = sum(t.ok for t in tallies)
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else 0.0
-
-    return {
-        "ok": ok,
-        "errors": sum(t.errors for t in tallies),
-        "statuses": statuses,
-        "seconds": elapsed,
-        "rps": ok / elapsed if elapsed > 0 else 0.0,
-        "p50_ms": pct(50),
-        "p99_ms": pct(99),
-        "ran_out": min(ended) < stop_at - 0.05,
-    }
-
-
 def _run_load(server: Server, requests_file: Path, sizes: Sizes, expect: int, cycle: bool) -> dict[str, Any]:
     command = [
-        sys.executable, "-m", "tests.bench.bench_twilio", "load", "--port", str(server.port),
+        sys.executable, "-m", "tests.bench.loadgen", "--port", str(server.port), "--connections", str(CONNECTIONS),
         "--requests", str(requests_file), "--seconds", str(sizes.http_seconds), "--expect", str(expect),
+        "--warmup", str(WARMUP_SECONDS), "--max-requests", str(10**9),
     ]  # fmt: skip
     if cycle:
         command.append("--cycle")
@@ -394,28 +277,19 @@ def run(workspace: Workspace, sizes: Sizes) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark (or, as a child process, one of its servers or load runs)."""
+    """Run the benchmark (or, as a child process, one of its servers)."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_twilio", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="role")
     serving = sub.add_parser("serve")
     serving.add_argument("kind", choices=["corridor", "bare"])
     serving.add_argument("--root", type=Path, required=True)
     serving.add_argument("--db", type=Path)
-    loading = sub.add_parser("load")
-    loading.add_argument("--port", type=int, required=True)
-    loading.add_argument("--requests", type=Path, required=True)
-    loading.add_argument("--seconds", type=float, required=True)
-    loading.add_argument("--expect", type=int, required=True)
-    loading.add_argument("--cycle", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
 
     if args.role == "serve":
         serve(args.kind, args.root, args.db)
-        return 0
-    if args.role == "load":
-        print(json.dumps(load(args.port, args.requests, args.seconds, args.expect, args.cycle)))
         return 0
 
     root = Path(tempfile.mkdtemp(prefix="corridor-bench-twilio-"))
