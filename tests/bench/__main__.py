@@ -31,17 +31,15 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy
 
 from tests.bench import batch, bench_email, bench_twilio, bigdb, reads, webhook
-from tests.bench.common import FULL, QUICK, Result, Workspace, say
+from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
 FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search")
 
@@ -90,16 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     # The hub's own warnings (a batch retried one by one, say) are worth seeing.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    root = Path(tempfile.mkdtemp(prefix="corridor-bench-"))
-    workspace = Workspace(root)
-    started = time.perf_counter()
-    say(
-        f"Corridor benchmarks ({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, {platform.machine()}, "
-        f"work dir {root}"
-    )
     results: list[Result] = []
-    try:
+    with temporary_workspace("corridor-bench-", args.keep) as workspace:
+        started = time.perf_counter()
+        say(
+            f"Corridor benchmarks ({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, {platform.machine()}, "
+            f"work dir {workspace.root}"
+        )
         if "batch" in chosen:
             results += batch.run(workspace, sizes)
         if "http" in chosen:
@@ -120,11 +116,6 @@ def main(argv: list[str] | None = None) -> int:
                 results += reads.timeline(workspace, sizes, big)
             if "search" in chosen:
                 results += reads.search(workspace, sizes, big, quick=args.quick)
-    finally:
-        if args.keep:
-            say(f"\nkept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
     say(f"\n== Summary ({'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s) ==")
     say(summary(results))

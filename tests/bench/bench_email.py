@@ -31,14 +31,11 @@ from __future__ import annotations
 import argparse
 import base64
 import random
-import shutil
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 from imapclient import IMAPClient
 
@@ -46,7 +43,7 @@ from connectors.email.intake import disconnect, event_from_imap, folder_intakes,
 from connectors.email.intake import parse_processes as processes_for
 from connectors.email.pool import prepare, shared
 from connectors.email.settings import EmailSettings, MailboxSettings
-from tests.bench.common import Result, Workspace, runtime_of, say
+from tests.bench.common import Result, Workspace, runtime_of, say, temporary_workspace
 from tests.services import Dovecot
 
 TARGET_RATIO = 0.50
@@ -278,14 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="corridor-bench-email-"))
-    try:
-        (result,) = run(Workspace(root), args.messages, args.batch_size, args.parse_processes)
-    finally:
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    with temporary_workspace("corridor-bench-email-", args.keep) as workspace:
+        (result,) = run(workspace, args.messages, args.batch_size, args.parse_processes)
     assert result.ratio is not None
     say(
         f"\nEmail backfill: {result.figure:,.0f} messages/s through the intake vs {result.baseline:,.0f} messages/s "

@@ -33,11 +33,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -48,7 +46,18 @@ from twilio.request_validator import RequestValidator
 from connectors.twilio import urls
 from hub import create_app
 from hub.cli import start_worker
-from tests.bench.common import FULL, QUICK, Result, Sizes, Workspace, hub_environ, runtime_of, say, seed_people
+from tests.bench.common import (
+    FULL,
+    QUICK,
+    Result,
+    Sizes,
+    Workspace,
+    hub_environ,
+    runtime_of,
+    say,
+    seed_people,
+    temporary_workspace,
+)
 from tests.bench.httpserve import THREADS, bare_app
 from tests.bench.loadgen import write_requests
 from tests.bench.webhook import CONNECTIONS, Server, listening, settle
@@ -292,14 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.kind, args.root, args.db)
         return 0
 
-    root = Path(tempfile.mkdtemp(prefix="corridor-bench-twilio-"))
-    try:
-        (result,) = run(Workspace(root), QUICK if args.quick else FULL)
-    finally:
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    with temporary_workspace("corridor-bench-twilio-", args.keep) as workspace:
+        (result,) = run(workspace, QUICK if args.quick else FULL)
     assert result.ratio is not None
     say(
         f"\nTwilio inbound SMS webhooks: {result.figure:,.0f} req/s vs bare Flask {result.baseline:,.0f} req/s "

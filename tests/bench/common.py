@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,16 @@ def wait_drained(db: Path, timeout: float = 300.0) -> tuple[int, float]:
         time.sleep(0.02)
         left = received_backlog(db)
     return backlog, time.perf_counter() - started
+
+
+@contextmanager
+def temporary_workspace(prefix: str, keep: bool) -> Iterator[Workspace]:
+    """A Workspace in a new temporary directory, removed afterwards unless ``keep``."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield Workspace(root)
+    finally:
+        if keep:
+            say(f"\nkept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
