@@ -43,12 +43,15 @@ def test_requests_arriving_during_a_commit_go_together_in_the_next(
     results: dict[int, int] = {}
 
     def submit(i: int) -> None:
-        [results[i]] = receive(runtime.database, [sms(f"+1415555{i:04d}")], source="api")
-        # Returned means committed: a reader sees the journal row at once.
+        event = sms(f"+1415555{i:04d}")
+        [results[i]] = receive(runtime.database, [event], source="api")
+        # Returned means committed: a reader sees the journal row at once,
+        # and the id returned is the row holding this caller's payload.
         with runtime.database.read() as session:
             entry = session.get(JournalEntry, results[i])
             assert entry is not None
             assert entry.status == JournalStatus.RECEIVED
+            assert entry.payload == event.raw
 
     leader = threading.Thread(target=submit, args=(0,))
     leader.start()
@@ -89,3 +92,31 @@ def test_a_group_failing_half_way_fails_every_caller_in_it_and_keeps_nothing(run
         entry = session.get(JournalEntry, journal_id)
         assert entry is not None
         assert entry.status == JournalStatus.PROCESSED
+
+
+def test_many_concurrent_callers_each_get_the_id_of_their_own_payload(runtime: Runtime) -> None:
+    """Ids come from the rows one INSERT numbered: each must be its caller's, under real contention."""
+    threads, per_thread = 12, 40
+    sent: dict[int, bytes] = {}
+    errors: list[BaseException] = []
+
+    def caller(t: int) -> None:
+        try:
+            for k in range(per_thread):
+                event = sms(f"+1415{t:03d}{k:04d}")
+                [journal_id] = receive(runtime.database, [event], source="api")
+                assert journal_id not in sent
+                sent[journal_id] = event.raw
+        except BaseException as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+
+    workers = [threading.Thread(target=caller, args=(t,)) for t in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert errors == []
+    assert len(sent) == threads * per_thread
+    with runtime.database.read() as session:
+        stored = {row.id: row.payload for row in session.execute(select(JournalEntry.id, JournalEntry.payload))}
+    assert stored == sent
