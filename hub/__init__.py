@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
 from hub.config import load_settings
@@ -21,8 +21,15 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     Flask builds it (deriving the signing key) for every request, ~15 us, on
     every webhook and API call too, which carry no cookie: a few per cent of a
-    request's whole budget. The key cannot change while the app runs.
+    request's whole budget. The key cannot change while the app runs. A
+    request with no Cookie header at all (webhooks, API clients) gets its
+    empty session without parsing cookies, the rest as Flask does it.
     """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         signer: URLSafeTimedSerializer | None = app.extensions.get("corridor.session_signer")
