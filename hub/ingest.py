@@ -466,8 +466,9 @@ class _SqliteJournalWriter:
                 try:
                     # One statement in autocommit mode: the write lock, the
                     # rows and the commit in one sqlite3_step, one release
-                    # of the GIL (BEGIN, INSERT and COMMIT apart were three,
-                    # each a chance for another thread to take it).
+                    # of the GIL (BEGIN, SELECT max(id), INSERT and COMMIT
+                    # apart were four, each a chance for another thread to
+                    # take it, and a thread switch to get it back).
                     cursor.execute(statement, parameters)
                     break
                 except sqlite3.OperationalError as exc:
