@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -26,7 +26,7 @@ from hub import create_app
 from hub.auth import create_agent, issue_token
 from hub.config import SettingsError
 from hub.identity import normalise_email
-from hub.journal import due_entries, replay
+from hub.journal import due_entries, received_entries, replay
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
 from hub.models import Agent, Interaction, JournalEntry, JournalStatus, Role
 from hub.replies import deliver, due_deliveries
@@ -306,19 +306,16 @@ def journal() -> None:
 @with_appcontext
 def journal_list(status: str, limit: int) -> None:
     """Journal entries by status, newest first."""
-    with _runtime().database.read() as session:
-        rows = session.execute(
-            select(
-                JournalEntry.id,
-                JournalEntry.received_at,
-                JournalEntry.source,
-                JournalEntry.attempts,
-                JournalEntry.error,
-            )
-            .where(JournalEntry.status == status)
-            .order_by(JournalEntry.id.desc())
-            .limit(limit)
-        ).all()
+    database = _runtime().database
+    rows: Sequence[JournalEntry]
+    if status == JournalStatus.RECEIVED:
+        # On SQLite most of them wait in the inbox (hub.inbox).
+        rows = received_entries(database, limit)
+    else:
+        with database.read() as session:
+            rows = session.scalars(
+                select(JournalEntry).where(JournalEntry.status == status).order_by(JournalEntry.id.desc()).limit(limit)
+            ).all()
     if not rows:
         click.echo(f"no {status} entries")
     for row in rows:

@@ -25,9 +25,13 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.inbox import Inbox, inbox_path
+
 log = logging.getLogger(__name__)
 
 AFTER_COMMIT_KEY = "corridor.after_commit"
+#: A write session's ``info`` entry for the database's inbox (SQLite only; see hub.inbox).
+INBOX_KEY = "corridor.inbox"
 
 
 def json_dumps(value: Any) -> str:
@@ -69,9 +73,15 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        #: Where received entries are journaled on SQLite (hub.inbox); None on PostgreSQL.
+        self.inbox: Inbox | None = None
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if not parsed.database or parsed.database == ":memory:":
+                # Each connection would get a database of its own.
+                raise ValueError(f"Corridor keeps a SQLite database in a file, not {url!r}")
+            path = Path(parsed.database)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.inbox = Inbox(inbox_path(path), path, synchronous=sqlite_synchronous)
             self.write_engine = _sqlite_engine(url, immediate=True, synchronous=sqlite_synchronous)
             self.read_engine = _sqlite_engine(url, immediate=False, synchronous=sqlite_synchronous)
         else:
@@ -81,7 +91,7 @@ class Database:
             self.read_engine = self.write_engine
         #: Copied into every write session's ``info`` (the ingest pipeline's
         #: configuration lives here, so connectors need only a session).
-        self.session_info: dict[str, Any] = {}
+        self.session_info: dict[str, Any] = {INBOX_KEY: self.inbox} if self.inbox is not None else {}
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 

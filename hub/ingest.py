@@ -41,7 +41,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub.db import Database, after_commit
+from hub.db import INBOX_KEY, Database, after_commit
 from hub.events import (
     CallStatus,
     Channel,
@@ -66,6 +65,8 @@ from hub.events import (
     Party,
 )
 from hub.identity import InvalidAddress, NormalisedAddress, display_name_for, normalise
+from hub.inbox import COLUMNS as INBOX_COLUMNS
+from hub.inbox import Inbox
 from hub.models import (
     AppliedUpdate,
     AttachmentBlob,
@@ -398,97 +399,41 @@ def _journal_writer(database: Database) -> JournalWriter:
 
 
 class _SqliteJournalWriter:
-    """The received-journal insert on SQLite, straight through a DB-API connection of its own.
+    """The received-journal insert on SQLite: rows appended to the database's inbox (hub.inbox).
 
     This is the one statement every webhook and API request waits for, so it
-    is built for that:
-
-    * Through SQLAlchemy (session or Core) its fixed per-transaction cost was
-      most of a request's budget (measured: 38 % of a bare Flask endpoint's
-      rate against 53 % this way, tests/bench/webhook.py). The rows are still
-      built by ``_journal_row`` and bound with the columns' own SQLAlchemy type
-      processors, so what is stored is exactly what the ORM would store.
-    * The write lock is often held by the journal processor's batch (in
-      another process, a few milliseconds at a time). SQLite's busy handler
-      sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so a waiting request
-      kept sleeping long after the lock was free; this connection does not
-      wait in SQLite (busy_timeout 0) but retries every half millisecond.
+    is built for that. Through SQLAlchemy (session or Core) its fixed
+    per-transaction cost was most of a request's budget (measured: 38 % of a
+    bare Flask endpoint's rate against 53 % this way, tests/bench/webhook.py),
+    so it goes straight through a DB-API connection; the rows are still built
+    by ``_journal_row`` and bound with the journal columns' own SQLAlchemy type
+    processors, so what is stored is exactly what the ORM would store.
     """
 
-    #: How long a request waits for the write lock before it fails (5xx; the provider retries).
-    LOCK_TIMEOUT = 30.0
-    RETRY_EVERY = 0.0005
-
     def __init__(self, database: Database) -> None:
-        self.engine = database.write_engine
-        dialect = self.engine.dialect
-        # The id is the rowid SQLite assigns; see __call__.
-        self.columns = [column for column in JOURNAL.c if column.name in _JOURNAL_COLUMNS and column.name != "id"]
-        self.processors = [column.type.bind_processor(dialect) for column in self.columns]
-        self._names = ", ".join(column.name for column in self.columns)
-        self._row_marks = "(" + ", ".join("?" for _ in self.columns) + ")"
-        self._statements: dict[int, str] = {}  # by number of rows, at most GroupCommit.MAX_ITEMS
-        self._connection: Any = None
+        assert database.inbox is not None
+        self.inbox = database.inbox
+        dialect = database.write_engine.dialect
+        # Each column's type as this dialect stores it (for a TypeDecorator,
+        # its own conversion and then the dialect's).
+        columns = [JOURNAL.c[name] for name in INBOX_COLUMNS]
+        self.processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+        self._connection: sqlite3.Connection | None = None
         self._pid = 0
-
-    def _statement(self, rows: int) -> str:
-        statement = self._statements.get(rows)
-        if statement is None:
-            statement = f"INSERT INTO {JOURNAL.name} ({self._names}) VALUES " + ", ".join([self._row_marks] * rows)
-            self._statements[rows] = statement
-        return statement
-
-    def _cursor(self) -> Any:
-        # Its own connection, out of the pool (its busy_timeout differs), and
-        # opened again after a fork. The group commit's leader is its only
-        # user at any time.
-        if self._connection is None or self._pid != os.getpid():
-            pooled = self.engine.raw_connection()
-            pooled.detach()
-            self._connection = pooled.dbapi_connection
-            self._connection.execute("PRAGMA busy_timeout=0")
-            # Checkpoints are left to the processor's connections, which write
-            # after every journal write anyway: a checkpoint copies the WAL
-            # into the database file and syncs it, milliseconds a request
-            # would otherwise wait for whenever its commit crossed the mark.
-            self._connection.execute("PRAGMA wal_autocheckpoint=0")
-            self._pid = os.getpid()
-        return self._connection.cursor()
 
     def __call__(self, arrivals: Sequence[Arrival]) -> list[int]:
         now = utcnow()
-        parameters = [value for a in arrivals for value in self._bind(_journal_row(a, now, JournalStatus.RECEIVED))]
-        statement = self._statement(len(arrivals))
-        cursor = self._cursor()
-        deadline = time.monotonic() + self.LOCK_TIMEOUT
-        try:
-            while True:
-                try:
-                    # One statement in autocommit mode: the write lock, the
-                    # rows and the commit in one sqlite3_step, one release
-                    # of the GIL (BEGIN, SELECT max(id), INSERT and COMMIT
-                    # apart were four, each a chance for another thread to
-                    # take it, and a thread switch to get it back).
-                    cursor.execute(statement, parameters)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(self.RETRY_EVERY)
-            last = cursor.lastrowid
-        finally:
-            cursor.close()
-        # id is the table's rowid, and SQLite numbers the rows of one INSERT
-        # consecutively after the largest id (the statement holds the write
-        # lock throughout; the table has no AUTOINCREMENT gaps).
-        return list(range(last - len(arrivals) + 1, last + 1))
+        rows = [self._bind(_journal_row(a, now, JournalStatus.RECEIVED)) for a in arrivals]
+        # Its own connection, opened again after a fork. The group commit's
+        # leader is its only user at any time.
+        if self._connection is None or self._pid != os.getpid():
+            self._connection, self._pid = self.inbox.writer(), os.getpid()
+        return self.inbox.append(self._connection, rows)
 
     def _bind(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
-            processor(row[column.name]) if processor is not None else row[column.name]
-            for column, processor in zip(self.columns, self.processors, strict=True)
+            processor(row[name]) if processor is not None else row[name]
+            for name, processor in zip(INBOX_COLUMNS, self.processors, strict=True)
         )
 
 
@@ -534,7 +479,10 @@ def record_unparseable(
 
     Returns the journal id. The payload is kept whole; nothing is dropped.
     """
+    inbox: Inbox | None = session.info.get(INBOX_KEY)
     entry = JournalEntry(
+        # On SQLite every journal id comes from the inbox's sequence (hub.inbox).
+        id=inbox.allocate(1)[0] if inbox is not None else None,
         source=source,
         received_at=utcnow(),
         content_type=content_type,
@@ -554,7 +502,13 @@ def _journal(session: Session, arrivals: Sequence[Arrival], now: datetime) -> li
     # Optimistic: the rows that end otherwise are updated later, so the
     # common case costs no second statement.
     rows = [_journal_row(arrival, now, JournalStatus.PROCESSED) for arrival in arrivals]
-    return insert_returning_ids(session.connection(), JOURNAL, rows)
+    inbox: Inbox | None = session.info.get(INBOX_KEY)
+    if inbox is None:
+        return insert_returning_ids(session.connection(), JOURNAL, rows)
+    # On SQLite every journal id comes from the inbox's sequence (hub.inbox).
+    ids = inbox.allocate(len(rows))
+    session.execute(insert(JOURNAL), [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)])
+    return ids
 
 
 def _journal_row(arrival: Arrival, now: datetime, status: JournalStatus) -> dict[str, Any]:
@@ -573,23 +527,6 @@ def _journal_row(arrival: Arrival, now: datetime, status: JournalStatus) -> dict
         "status": status,
         "attempts": 1,
     }
-
-
-#: What a journal row is written with (the rest stay NULL until processing).
-_JOURNAL_COLUMNS = frozenset(
-    (
-        "id",
-        "source",
-        "channel",
-        "external_id",
-        "received_at",
-        "content_type",
-        "payload",
-        "context",
-        "status",
-        "attempts",
-    )
-)
 
 
 def insert_returning_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:

@@ -1,10 +1,11 @@
 """The raw-event journal: what arrived, what became of it, processing and replay.
 
 Every payload is here, processed or not. Webhooks and the event API journal
-what they accept as *received* (``hub.ingest.receive``) and answer; a
-journal processor then takes received entries in arrival order, a batch per
-transaction, parses each again with its source's parser and runs the batch
-through the pipeline (``process_received``). It runs as a thread in the web
+what they accept as *received* (``hub.ingest.receive``; on SQLite into the
+inbox file, ``hub.inbox``) and answer; a journal processor then takes
+received entries in arrival order, a batch per transaction, parses each
+again with its source's parser and runs the batch through the pipeline
+(``process_received``). It runs as a thread in the web
 process or in ``corridor worker`` (``[journal] processor``); on SQLite the
 write lock, on PostgreSQL ``FOR UPDATE SKIP LOCKED``, keeps two processors
 from taking the same entry, and the claim commits with the timeline rows,
@@ -25,13 +26,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database
 from hub.events import Ingestible
+from hub.inbox import COLUMNS as INBOX_COLUMNS
+from hub.inbox import InboxCollision, Waiting
 from hub.ingest import CHUNK, IngestResult, on_received, process_journaled, retry_delay
 from hub.models import JournalEntry, JournalStatus, utcnow
 from hub.registry import Registry
@@ -121,24 +125,35 @@ def process_received(database: Database, registry: Registry, *, limit: int = 200
     Returns how many entries it took (0: nothing was waiting). An entry whose
     payload no longer parses (its connector was disabled, a parser bug) is
     marked failed with the reason, for the worker's retries and an admin; the
-    others in the batch go on.
+    others in the batch go on. On SQLite, received entries wait in the inbox
+    (hub.inbox): they are copied into the journal table in the transaction
+    that processes them, and deleted from the inbox once it has committed.
     """
-    # Read and parse before the write transaction: on SQLite the web
-    # process's journal commits wait for the write lock this batch holds, so
-    # it holds it for the pipeline only. Payloads never change once written.
-    with database.read() as session:
-        rows = session.execute(
-            select(JournalEntry.id, JournalEntry.source, JournalEntry.payload, JournalEntry.context)
-            .where(JournalEntry.status == JournalStatus.RECEIVED, JournalEntry.next_attempt_at.is_(None))
-            .order_by(JournalEntry.id)
-            .limit(limit)
-        ).all()
+    inbox = database.inbox
+    waiting = inbox.oldest(limit) if inbox is not None else []
+    # Read and parse before the write transaction: on SQLite every other
+    # writer waits for the lock this batch holds, so it holds it for the
+    # pipeline only. Payloads never change once written.
+    rows = [(w.id, w.source, w.payload, w.context) for w in waiting]
+    if len(rows) < limit:
+        with database.read() as session:
+            rows += [
+                (row.id, row.source, row.payload, row.context)
+                for row in session.execute(
+                    select(JournalEntry.id, JournalEntry.source, JournalEntry.payload, JournalEntry.context)
+                    .where(JournalEntry.status == JournalStatus.RECEIVED, JournalEntry.next_attempt_at.is_(None))
+                    .order_by(JournalEntry.id)
+                    .limit(limit - len(rows))
+                )
+            ]
     if not rows:
         return 0
     parsed: dict[int, list[Ingestible] | str] = {
-        row.id: _parse(registry, row.source, row.payload, row.context) for row in rows
+        entry_id: _parse(registry, source, payload, context) for entry_id, source, payload, context in rows
     }
     with database.write() as session:
+        if waiting:
+            _copy_from_inbox(session, waiting)
         # Still received: another processor may have taken some meanwhile (on
         # PostgreSQL, SKIP LOCKED leaves it the ones it is taking now).
         taken = list(
@@ -171,7 +186,100 @@ def process_received(database: Database, registry: Registry, *, limit: int = 200
             )
         if items:
             process_journaled(session, items, journal_ids)
+    if inbox is not None and waiting:
+        # Committed: the journal table holds them now.
+        inbox.forget([w.id for w in waiting])
     return len(rows)
+
+
+def _copy_from_inbox(session: Session, waiting: Sequence[Waiting]) -> None:
+    """Copy inbox entries into the journal table under their ids, still received.
+
+    One already there was copied by a pass that committed and then stopped
+    before it could delete it from the inbox (or by another processor just
+    now): it is left as it is. One whose id holds a different entry means the
+    inbox and the database do not belong together (restored apart): stop
+    rather than overwrite or drop anything.
+    """
+    connection = session.connection()
+    marks = ", ".join("?" * len(waiting))
+    already = {
+        row[0]: (row[1], row[2])
+        for row in connection.exec_driver_sql(
+            f"SELECT id, source, received_at FROM journal_entry WHERE id IN ({marks})",
+            tuple(w.id for w in waiting),
+        )
+    }
+    for w in waiting:
+        if w.id in already and already[w.id] != (w.value("source"), w.value("received_at")):
+            raise InboxCollision(
+                f"inbox entry #{w.id} ({w.source}) has an id the journal gives another entry; "
+                "were the database and its inbox restored from different backups?"
+            )
+    fresh = [(w.id, *w.values) for w in waiting if w.id not in already]
+    if fresh:
+        columns = ", ".join(("id", *INBOX_COLUMNS))
+        connection.exec_driver_sql(
+            f"INSERT INTO journal_entry ({columns}) VALUES ({', '.join('?' * (len(INBOX_COLUMNS) + 1))})", fresh
+        )
+
+
+def find_entry(database: Database, entry_id: int) -> JournalEntry | None:
+    """A journal entry wherever it is: the journal table, or (received, on SQLite) the inbox."""
+    with database.read() as session:
+        entry = session.get(JournalEntry, entry_id)
+    if entry is None and database.inbox is not None:
+        waiting = database.inbox.get(entry_id)
+        if waiting is not None:
+            return _entry_of(database, waiting)
+        # Moved between the two reads: it is in the journal table now.
+        with database.read() as session:
+            entry = session.get(JournalEntry, entry_id)
+    return entry
+
+
+def received_entries(database: Database, limit: int) -> list[JournalEntry]:
+    """Entries still waiting for a processor, newest first (inbox and journal table)."""
+    entries: list[JournalEntry] = []
+    if database.inbox is not None:
+        entries += [_entry_of(database, w) for w in database.inbox.newest(limit)]
+    with database.read() as session:
+        entries += session.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.status == JournalStatus.RECEIVED)
+            .order_by(JournalEntry.id.desc())
+            .limit(limit)
+        )
+    return sorted(entries, key=lambda entry: entry.id, reverse=True)[:limit]
+
+
+def received_backlog(database: Database) -> tuple[int, datetime | None]:
+    """How many entries wait for a processor, and since when the oldest has."""
+    with database.read() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(JournalEntry.received_at)).where(
+                JournalEntry.status == JournalStatus.RECEIVED
+            )
+        ).one()
+    if database.inbox is not None:
+        waiting, stored = database.inbox.backlog()
+        count += waiting
+        if stored is not None:
+            inbox_oldest = _result_value(database, "received_at", stored)
+            oldest = inbox_oldest if oldest is None else min(oldest, inbox_oldest)
+    return count, oldest
+
+
+def _entry_of(database: Database, waiting: Waiting) -> JournalEntry:
+    """A detached JournalEntry for an inbox entry, its values read as the journal table's would be."""
+    stored = zip(INBOX_COLUMNS, waiting.values, strict=True)
+    return JournalEntry(id=waiting.id, **{name: _result_value(database, name, value) for name, value in stored})
+
+
+def _result_value(database: Database, column: str, stored: Any) -> Any:
+    dialect = database.read_engine.dialect
+    processor = JournalEntry.__table__.c[column].type.dialect_impl(dialect).result_processor(dialect, None)
+    return processor(stored) if processor is not None else stored
 
 
 def _parse(registry: Registry, source: str, payload: bytes, context: dict[str, Any]) -> list[Ingestible] | str:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hub import customers, replies
 from hub.events import Channel, IdentityKind
 from hub.ingest import receive
-from hub.journal import wait_processed
+from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import (
     AttachmentRecord,
     Conversation,
@@ -236,10 +236,11 @@ def post_event() -> ResponseReturnValue:
 @requires("events.write")
 def get_journal_entry(entry_id: int) -> ResponseReturnValue:
     """What became of a journaled event: received, processed, duplicate, deferred or failed."""
-    with current_runtime().database.read() as session:
-        entry = session.get(JournalEntry, entry_id)
-        if entry is None:
-            abort(404, description=f"no journal entry {entry_id}")
+    database = current_runtime().database
+    entry = find_entry(database, entry_id)
+    if entry is None:
+        abort(404, description=f"no journal entry {entry_id}")
+    with database.read() as session:
         return jsonify(_journal_json(session, entry))
 
 
@@ -254,12 +255,9 @@ def health() -> ResponseReturnValue:
     ``degraded`` when a received event has waited more than a minute: the
     web process journals and answers, so a stopped worker shows nowhere else.
     """
-    with current_runtime().database.read() as session:
-        received, oldest = session.execute(
-            select(func.count(), func.min(JournalEntry.received_at)).where(
-                JournalEntry.status == JournalStatus.RECEIVED
-            )
-        ).one()
+    database = current_runtime().database
+    received, oldest = received_backlog(database)
+    with database.read() as session:
         failed = session.scalar(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
         )

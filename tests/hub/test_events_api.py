@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from hub.journal import wait_processed
+from hub.journal import find_entry, wait_processed
 from hub.models import Conversation, Customer, Interaction, JournalEntry, JournalStatus, Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
@@ -42,11 +42,10 @@ def test_an_event_is_journaled_and_answered_before_it_is_processed(
     journal_id = response.json["journal_id"]
     assert response.headers["Location"] == f"/api/journal/{journal_id}"
     # Durable, not yet on the timeline: no processor has run in this test.
-    with runtime.database.read() as session:
-        entry = session.get(JournalEntry, journal_id)
-        assert entry is not None
-        assert entry.status == JournalStatus.RECEIVED
-        assert b"48213" in entry.payload
+    entry = find_entry(runtime.database, journal_id)
+    assert entry is not None
+    assert entry.status == JournalStatus.RECEIVED
+    assert b"48213" in entry.payload
     assert count(runtime, Interaction) == 0
     assert client.get(f"/api/journal/{journal_id}", headers=auth).json["status"] == "received"
 

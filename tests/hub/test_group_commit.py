@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 import hub.ingest
 from hub.events import ChannelEvent
 from hub.ingest import Arrival, receive
+from hub.journal import find_entry, received_backlog
 from hub.models import Interaction, JournalEntry, JournalStatus
 from hub.runtime import Runtime
 from hub.web.event_schema import parse_event
@@ -47,11 +48,10 @@ def test_requests_arriving_during_a_commit_go_together_in_the_next(
         [results[i]] = receive(runtime.database, [event], source="api")
         # Returned means committed: a reader sees the journal row at once,
         # and the id returned is the row holding this caller's payload.
-        with runtime.database.read() as session:
-            entry = session.get(JournalEntry, results[i])
-            assert entry is not None
-            assert entry.status == JournalStatus.RECEIVED
-            assert entry.payload == event.raw
+        entry = find_entry(runtime.database, results[i])
+        assert entry is not None
+        assert entry.status == JournalStatus.RECEIVED
+        assert entry.payload == event.raw
 
     leader = threading.Thread(target=submit, args=(0,))
     leader.start()
@@ -83,6 +83,7 @@ def test_a_group_failing_half_way_fails_every_caller_in_it_and_keeps_nothing(run
     broken = Arrival(dataclasses.replace(sms("+14155550101"), raw=None), "api", {})  # type: ignore[arg-type]
     with pytest.raises(Exception, match=r"(?i)null"):
         group_commit.submit([good, broken])
+    assert received_backlog(runtime.database) == (0, None)
     with runtime.database.read() as session:
         assert session.scalar(select(func.count()).select_from(JournalEntry)) == 0
     # The next caller is not stuck behind the failed group.
@@ -117,6 +118,38 @@ def test_many_concurrent_callers_each_get_the_id_of_their_own_payload(runtime: R
         thread.join(60)
     assert errors == []
     assert len(sent) == threads * per_thread
+    for journal_id, payload in list(sent.items())[::37]:
+        entry = find_entry(runtime.database, journal_id)
+        assert entry is not None
+        assert entry.payload == payload
+    # Processed, each entry keeps its id and its payload.
+    assert runtime.journal.drain() == len(sent)
     with runtime.database.read() as session:
         stored = {row.id: row.payload for row in session.execute(select(JournalEntry.id, JournalEntry.payload))}
     assert stored == sent
+
+
+def test_a_request_is_journaled_while_a_batch_holds_a_write_transaction(runtime: Runtime) -> None:
+    """The journal processor's batch must not hold webhooks up (on SQLite: the inbox file, hub.inbox)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with runtime.database.write() as session:
+            session.execute(select(func.count()).select_from(Interaction))  # on SQLite: BEGIN IMMEDIATE
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        started = time.monotonic()
+        [journal_id] = receive(runtime.database, [sms("+14155550199")], source="api")
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(10)
+    assert waited < 1.0
+    entry = find_entry(runtime.database, journal_id)
+    assert entry is not None
+    assert entry.status == JournalStatus.RECEIVED
