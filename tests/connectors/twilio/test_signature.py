@@ -71,6 +71,24 @@ def test_a_signature_for_another_url_is_rejected() -> None:
     assert not verify("https://evil.example.com" + urls.MESSAGE_STATUS, body, signature, AUTH_TOKEN)
 
 
+def test_a_signature_over_the_url_with_or_without_its_default_port_is_accepted() -> None:
+    """Twilio has signed both forms; the exact URL is checked first, the other still passes."""
+    body = form("inbound_sms.txt")
+    with_port = SMS_URL.replace("https://support.example.com/", "https://support.example.com:443/")
+    assert with_port != SMS_URL
+
+    assert verify(SMS_URL, body, sign(with_port, dict(body)), AUTH_TOKEN)
+    assert verify(with_port, body, sign(SMS_URL, dict(body)), AUTH_TOKEN)
+    assert not verify(SMS_URL, body, sign(with_port.replace(":443/", ":8443/"), dict(body)), AUTH_TOKEN)
+
+
+def test_a_forged_signature_with_characters_outside_ascii_is_rejected_not_an_error() -> None:
+    body = form("inbound_sms.txt")
+    genuine = sign(SMS_URL, dict(body))
+    assert not verify(SMS_URL, body, genuine[:-2] + "\u00e9=", AUTH_TOKEN)
+    assert not verify(SMS_URL, body, "\u7b7e\u540d", AUTH_TOKEN)
+
+
 def test_a_missing_signature_is_rejected() -> None:
     assert not verify(SMS_URL, form("inbound_sms.txt"), None, AUTH_TOKEN)
     assert not verify(SMS_URL, form("inbound_sms.txt"), "", AUTH_TOKEN)
