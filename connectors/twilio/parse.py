@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from hub.events import (
@@ -48,6 +48,9 @@ class MalformedWebhook(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+_T = TypeVar("_T")
 
 
 class WebhookForm(Mapping[str, str]):
@@ -97,6 +100,16 @@ class WebhookForm(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name][0]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str | _T, /) -> str | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
+        # Mapping.get finds a missing field by raising and catching KeyError,
+        # and a webhook asks for a dozen optional fields it mostly lacks.
+        values = self._fields.get(name)
+        return values[0] if values else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields)
