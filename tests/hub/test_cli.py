@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.cli import ScriptInfo
 
 from hub.cli import cli
 from hub.events import Channel
-from hub.ingest import ingest_many
+from hub.ingest import ingest_many, receive
 from hub.runtime import Runtime
-from tests.hub.events import event
+from hub.web.event_schema import parse_event
+from tests.hub.events import event, event_json
 
 
 def corridor(app: Flask, *args: str) -> Result:
@@ -56,3 +59,18 @@ def test_journal_list_shows_failures(app: Flask, runtime: Runtime) -> None:
     assert "external_id" in result.output
     replayed = corridor(app, "journal", "replay", "--id", "1")
     assert "no parser for source 'test'" in replayed.output
+
+
+def test_journal_list_received_shows_the_backlog_waiting_for_a_processor(app: Flask, runtime: Runtime) -> None:
+    assert corridor(app, "journal", "list", "--status", "received").output.strip() == "no received entries"
+    sms = [json.dumps(event_json(channel="sms", **{"from": f"+1415555017{i}"})).encode() for i in range(3)]
+    ids = receive(runtime.database, [parse_event(body) for body in sms], source="api")
+
+    listed = corridor(app, "journal", "list", "--status", "received").output.splitlines()
+    assert [line.split()[0] for line in listed] == [f"#{i}" for i in reversed(ids)]  # newest first
+    assert all(" api attempts=1" in line for line in listed)
+
+    runtime.journal.drain()
+    assert corridor(app, "journal", "list", "--status", "received").output.strip() == "no received entries"
+    processed = corridor(app, "journal", "list", "--status", "processed").output
+    assert all(f"#{i} " in processed for i in ids)
