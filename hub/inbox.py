@@ -140,9 +140,9 @@ class Inbox:
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """Create the table, and make its sequence start past every id the journal table holds.
 
-        Done by every process on its first connection, so an inbox that was
-        lost or a database restored from a backup can never hand out an id
-        the journal table already has.
+        Done by every new connection (once per thread and process), so an
+        inbox that was lost, or a database restored from a newer backup than
+        its inbox, can never hand out an id the journal table already has.
         """
         journal_max = self._journal_max_id()
         connection.execute("BEGIN IMMEDIATE")
