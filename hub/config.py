@@ -223,6 +223,9 @@ class DatabaseSettings:
             )
         if self.url and not self.url.startswith(("sqlite", "postgresql")):
             raise SettingsError("HUB_DATABASE_URL: Corridor runs on sqlite:/// or postgresql+psycopg:// URLs")
+        if self.url.startswith("sqlite") and self.url.rstrip("/").endswith(("sqlite:", ":memory:")):
+            # Every connection would get a database of its own, and the inbox needs a file beside it.
+            raise SettingsError("HUB_DATABASE_URL: a SQLite database lives in a file: sqlite:///path/to/corridor.db")
 
 
 @dataclasses.dataclass(frozen=True)

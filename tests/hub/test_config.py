@@ -35,6 +35,8 @@ def test_environment_overrides_defaults_and_is_coerced() -> None:
         ({"HUB_SEARCH_BACKEND": "solr"}, "HUB_SEARCH_BACKEND"),
         ({"HUB_IDENTITY_DEFAULT_REGION": "XX"}, "HUB_IDENTITY_DEFAULT_REGION"),
         ({"HUB_DATABASE_URL": "mysql://x"}, "HUB_DATABASE_URL"),
+        ({"HUB_DATABASE_URL": "sqlite://"}, "HUB_DATABASE_URL"),
+        ({"HUB_DATABASE_URL": "sqlite:///:memory:"}, "HUB_DATABASE_URL"),
     ],
 )
 def test_unknown_or_malformed_settings_are_named(environ: dict[str, str], named: str) -> None:
