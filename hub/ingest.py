@@ -479,33 +479,36 @@ def record_unparseable(
 
     Returns the journal id. The payload is kept whole; nothing is dropped.
     """
-    inbox: Inbox | None = session.info.get(INBOX_KEY)
-    entry = JournalEntry(
-        # On SQLite every journal id comes from the inbox's sequence (hub.inbox).
-        id=inbox.allocate(1)[0] if inbox is not None else None,
-        source=source,
-        received_at=utcnow(),
-        content_type=content_type,
-        payload=raw,
-        context=dict(context or {}),
-        status=JournalStatus.FAILED,
-        error=error,
-        attempts=1,
-    )
-    session.add(entry)
-    session.flush()
-    log.warning("unparseable payload from %s journaled as #%d: %s", source, entry.id, error)
-    return entry.id
+    row = {
+        "source": source,
+        "received_at": utcnow(),
+        "content_type": content_type,
+        "payload": raw,
+        "context": dict(context or {}),
+        "status": JournalStatus.FAILED,
+        "error": error,
+        "attempts": 1,
+    }
+    [entry_id] = _insert_journal_rows(session, [row])
+    log.warning("unparseable payload from %s journaled as #%d: %s", source, entry_id, error)
+    return entry_id
 
 
 def _journal(session: Session, arrivals: Sequence[Arrival], now: datetime) -> list[int]:
     # Optimistic: the rows that end otherwise are updated later, so the
     # common case costs no second statement.
-    rows = [_journal_row(arrival, now, JournalStatus.PROCESSED) for arrival in arrivals]
+    return _insert_journal_rows(session, [_journal_row(arrival, now, JournalStatus.PROCESSED) for arrival in arrivals])
+
+
+def _insert_journal_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Rows written straight to the journal table in the caller's transaction; their ids, in order.
+
+    On SQLite every journal id comes from the inbox's sequence (hub.inbox),
+    so these never take an id a received entry waiting there already has.
+    """
     inbox: Inbox | None = session.info.get(INBOX_KEY)
     if inbox is None:
         return insert_returning_ids(session.connection(), JOURNAL, rows)
-    # On SQLite every journal id comes from the inbox's sequence (hub.inbox).
     ids = inbox.allocate(len(rows))
     session.execute(insert(JOURNAL), [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)])
     return ids
