@@ -20,7 +20,7 @@ from hub import create_app
 from hub.customers import add_identity
 from hub.db import Database
 from hub.events import IdentityKind
-from hub.journal import received_backlog as received_backlog_of
+from hub.journal import received_backlog
 from hub.migrate import upgrade
 from hub.models import Customer
 from hub.runtime import Runtime
@@ -184,27 +184,18 @@ def hub_environ(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     return environ
 
 
-def received_backlog(db: Path) -> int:
-    """Journal entries a processor has not taken yet (on SQLite most wait in the inbox file)."""
-    database = Database(f"sqlite:///{db}")
-    try:
-        return received_backlog_of(database)[0]
-    finally:
-        database.dispose()
-
-
 def wait_drained(db: Path, timeout: float = 300.0) -> tuple[int, float]:
     """Wait until the journal processor has taken every received entry; (backlog at the start, seconds waited)."""
     started = time.perf_counter()
     database = Database(f"sqlite:///{db}")
     try:
-        backlog = received_backlog_of(database)[0]
+        backlog = received_backlog(database)[0]
         left = backlog
         while left:
             if time.perf_counter() - started > timeout:
                 raise RuntimeError(f"{left} journal entries still received after {timeout:.0f} s: is the worker up?")
             time.sleep(0.02)
-            left = received_backlog_of(database)[0]
+            left = received_backlog(database)[0]
     finally:
         database.dispose()
     return backlog, time.perf_counter() - started
