@@ -268,6 +268,7 @@ class JournalSettings:
     processor: str
     batch_size: int
     poll_interval: float
+    max_waiting: int
 
     def validate(self) -> None:
         if self.processor not in {"web", "worker"}:
@@ -276,6 +277,8 @@ class JournalSettings:
             raise SettingsError(f"HUB_JOURNAL_BATCH_SIZE: between 1 and 10000, got {self.batch_size}")
         if not 0.001 <= self.poll_interval <= 60:
             raise SettingsError(f"HUB_JOURNAL_POLL_INTERVAL: between 0.001 and 60 seconds, got {self.poll_interval}")
+        if not 0 <= self.max_waiting <= 1000:
+            raise SettingsError(f"HUB_JOURNAL_MAX_WAITING: between 0 and 1000, got {self.max_waiting}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ app, the CLI, the worker and the tests share one way to start.
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,9 @@ class Runtime:
     #: Puts received journal entries on the timeline ([journal] processor).
     journal: JournalProcessor
     tokens: TokenCache = field(default_factory=TokenCache)
+    #: Places for ``POST /api/events?wait`` requests waiting for processing
+    #: ([journal] max_waiting); one who finds none answers at once.
+    waiting: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4))
 
     @property
     def secret_key(self) -> str:
@@ -88,6 +92,7 @@ def build_runtime(settings: Settings) -> Runtime:
         pipeline=pipeline,
         registry=registry,
         journal=journal,
+        waiting=threading.BoundedSemaphore(hub.journal.max_waiting),
     )
 
 

@@ -7,6 +7,7 @@ at fault (see hub.web.errors).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from hub.web.access import current_agent, requires
 from hub.web.errors import ApiError
 from hub.web.event_schema import FieldError, parse_event
 from hub.web.openapi import openapi_document
+
+log = logging.getLogger(__name__)
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -219,7 +222,7 @@ def post_event() -> ResponseReturnValue:
     database = current_runtime().database
     [journal_id] = receive(database, [event], source="api")
     headers = {"Location": f"/api/journal/{journal_id}"}
-    entry = wait_processed(database, journal_id, wait) if wait else None
+    entry = _wait_processed(journal_id, wait) if wait else None
     if entry is None:
         return jsonify(_received_json(journal_id)), 202, headers
     with database.read() as session:
@@ -230,6 +233,24 @@ def post_event() -> ResponseReturnValue:
         return jsonify(outcome), 200, headers
     # Failed or deferred: journaled with its error for an admin to see and replay.
     return jsonify(outcome), 202, headers
+
+
+def _wait_processed(journal_id: int, seconds: float) -> JournalEntry | None:
+    """The entry once processed, if a waiting place is free ([journal] max_waiting); None otherwise.
+
+    A waiting request holds a server thread. Without a bound, clients asking
+    to wait while processing is slow or stopped would hold every thread, and
+    webhooks, which must be answered within seconds, would find none.
+    """
+    runtime = current_runtime()
+    if not runtime.waiting.acquire(blocking=False):
+        log.info("journal #%d: %s requests already waiting for processing; answering 202 at once",
+                 journal_id, runtime.hub.journal.max_waiting)  # fmt: skip
+        return None
+    try:
+        return wait_processed(runtime.database, journal_id, seconds)
+    finally:
+        runtime.waiting.release()
 
 
 @api.get("/journal/<int:entry_id>")

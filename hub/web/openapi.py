@@ -250,7 +250,8 @@ def openapi_document() -> dict[str, Any]:
                 "description": (
                     "Validated and journaled, then answered 202: the event is durable and appears on the "
                     "timeline once the journal processor has taken it (GET /api/journal/{journal_id}, also "
-                    "in the Location header). With wait=<seconds> the answer waits for processing instead."
+                    "in the Location header). With wait=<seconds> the answer waits for processing instead, while "
+                    "fewer than [journal] max_waiting requests are waiting already (else 202 at once)."
                 ),
                 "parameters": [
                     _query("wait", "Seconds (0-30) to wait for processing; 0 answers at once", {"type": "number"})

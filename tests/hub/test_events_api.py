@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from flask import Flask
@@ -83,6 +84,47 @@ def test_wait_answers_with_the_interaction_once_the_processor_has_run(make_app: 
         assert bad_wait.json["error"]["field"] == "wait"
     finally:
         runtime.journal.stop()
+
+
+def test_requests_waiting_for_processing_never_hold_more_than_their_share_of_threads(
+    make_app: AppFactory,
+) -> None:
+    # No processor runs: a stopped worker, the case where every ?wait lasts its full time.
+    app = make_app(journal={"processor": "worker", "max_waiting": 2})
+    runtime: Runtime = app.extensions["corridor"]
+    headers = {"Authorization": f"Bearer {make_agent(runtime, Role.AGENT)}"}
+    answers: list[tuple[int, str]] = []
+
+    def post_and_wait(number: int) -> None:
+        response = app.test_client().post(
+            "/api/events?wait=20", json=event_json(external_id=f"<waiting-{number}@x>"), headers=headers
+        )
+        answers.append((response.status_code, response.json["status"]))
+
+    waiting = [threading.Thread(target=post_and_wait, args=(number,)) for number in range(2)]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while runtime.waiting.acquire(blocking=False):  # both places taken once this fails
+        runtime.waiting.release()
+        assert time.monotonic() < deadline, "the two requests never started waiting"
+        time.sleep(0.01)
+
+    # A third asks to wait too: it is answered at once, durable and received.
+    started = time.monotonic()
+    third = app.test_client().post("/api/events?wait=20", json=event_json(external_id="<third@x>"), headers=headers)
+    assert third.status_code == 202
+    assert third.json["status"] == "received"
+    assert time.monotonic() - started < 5
+    assert find_entry(runtime.database, third.json["journal_id"]) is not None
+
+    # Processing resumes: the two waiting ones get their interactions, and their places are free again.
+    assert runtime.journal.drain() == 3
+    for thread in waiting:
+        thread.join(timeout=10)
+    assert sorted(answers) == [(201, "processed"), (201, "processed")]
+    assert runtime.waiting.acquire(blocking=False)
+    runtime.waiting.release()
 
 
 def test_the_same_event_posted_three_times_concurrently_is_one_interaction(
