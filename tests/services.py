@@ -858,6 +858,8 @@ class ReceivedMessage:
     tls: bool = False
     #: The login the client authenticated with, if any.
     login: str | None = None
+    #: Whether the client sent it as internationalized email (MAIL FROM ... SMTPUTF8).
+    smtputf8: bool = False
 
 
 class _RecordingHandler:
@@ -896,6 +898,7 @@ class _RecordingHandler:
                     # Both implicit TLS and STARTTLS leave the SSL object on the transport.
                     tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
                     login=login.decode() if login is not None else None,
+                    smtputf8=envelope.smtp_utf8,
                 )
             )
             self.changed.notify_all()
@@ -913,6 +916,8 @@ class SmtpServer:
     password) it offers AUTH and accepts exactly those; each message records
     the login it came with (AUTH is not made compulsory: aiosmtpd warns about
     that without STARTTLS, not knowing the connection is TLS from the start).
+    With ``smtputf8=False`` it does not offer internationalized email
+    (RFC 6531), as many relays still do not.
     """
 
     def __init__(
@@ -921,6 +926,7 @@ class SmtpServer:
         tls: SmtpTls | None = None,
         tls_files: TlsFiles | None = None,
         login: tuple[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         if (tls is None) != (tls_files is None):
             raise ValueError("tls and tls_files go together")
@@ -928,7 +934,7 @@ class SmtpServer:
         self._controller: Controller | None = None
         self._host = "127.0.0.1"
         self._port = 0
-        self._options: dict[str, object] = {}
+        self._options: dict[str, object] = {"enable_SMTPUTF8": smtputf8}
         if tls_files is not None:
             context = tls_files.server_context()
             if tls == "ssl":
@@ -1038,9 +1044,13 @@ class SmtpServer:
 
 
 def _started_smtp_server(
-    *, tls: SmtpTls | None = None, tls_files: TlsFiles | None = None, login: tuple[str, str] | None = None
+    *,
+    tls: SmtpTls | None = None,
+    tls_files: TlsFiles | None = None,
+    login: tuple[str, str] | None = None,
+    smtputf8: bool = True,
 ) -> SmtpServer:
-    server = SmtpServer(tls=tls, tls_files=tls_files, login=login)
+    server = SmtpServer(tls=tls, tls_files=tls_files, login=login, smtputf8=smtputf8)
     try:
         server.start()
     except (RuntimeError, OSError, TimeoutError) as error:
@@ -1060,13 +1070,17 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
-    """Starts SMTP servers configured for one test (``tls``, ``tls_files``, ``login``); all stopped afterwards."""
+    """Starts SMTP servers for one test (``tls``, ``tls_files``, ``login``, ``smtputf8``); all stopped afterwards."""
     servers: list[SmtpServer] = []
 
     def start(
-        *, tls: SmtpTls | None = None, tls_files: TlsFiles | None = None, login: tuple[str, str] | None = None
+        *,
+        tls: SmtpTls | None = None,
+        tls_files: TlsFiles | None = None,
+        login: tuple[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> SmtpServer:
-        server = _started_smtp_server(tls=tls, tls_files=tls_files, login=login)
+        server = _started_smtp_server(tls=tls, tls_files=tls_files, login=login, smtputf8=smtputf8)
         servers.append(server)
         return server
 

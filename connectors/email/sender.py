@@ -52,11 +52,28 @@ def message_id_for(external_id: str, domain: str) -> str:
     Deterministic, so every retry of one reply carries the same id.
     """
     local = _NOT_ATOM.sub("-", external_id).strip(".-") or "reply"
+    return f"{local}@{_ascii_domain(domain) or domain}"
+
+
+def deliverable_address(address: str) -> str:
+    """``address`` with an internationalised domain in its ASCII form (``bücher.example`` -> ``xn--bcher-kva.example``).
+
+    The two name one mailbox (RFC 5890), and the ASCII form goes through
+    every SMTP server, where the Unicode one needs SMTPUTF8 (RFC 6531). Only
+    a non-ASCII local part (``jörg@``) has no ASCII form and still does.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    ascii_domain = _ascii_domain(domain)
+    return f"{local}@{ascii_domain}" if ascii_domain is not None else address
+
+
+def _ascii_domain(domain: str) -> str | None:
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
+        return domain.encode("idna").decode("ascii")
     except UnicodeError:
-        ascii_domain = domain
-    return f"{local}@{ascii_domain}"
+        return None
 
 
 def email_references(thread_refs: Sequence[str]) -> list[str]:
@@ -120,8 +137,8 @@ class SmtpSender:
         refs = email_references(message.thread_refs)
         mime = EmailMessage(policy=policy.SMTP)
         try:
-            mime["From"] = mailbox.address
-            mime["To"] = message.to_address
+            mime["From"] = deliverable_address(mailbox.address)
+            mime["To"] = deliverable_address(message.to_address)
             # An agent's subject comes from a form: a line break would start a new header.
             mime["Subject"] = " ".join(message.subject.split())
             mime["Date"] = formatdate(usegmt=True)
@@ -152,15 +169,21 @@ class SmtpSender:
             raise SendError(f"the email sender sends email, not {message.channel}", code="unsupported_channel",
                             permanent=True)  # fmt: skip
         mime, mailbox = self.build(message)
-        raw, mail_options = wire_form(mime, mailbox.address, message.to_address)
+        from_address, to_address = deliverable_address(mailbox.address), deliverable_address(message.to_address)
+        raw, mail_options = wire_form(mime, from_address, to_address)
         try:
             smtp = open_smtp(mailbox, timeout=self._timeout)
             try:
                 if "SMTPUTF8" in mail_options and not smtp.has_extn("smtputf8"):
-                    raise smtplib.SMTPNotSupportedError(
-                        "an address needs internationalized email (SMTPUTF8), which the server does not offer"
+                    # RFC 6531 3.4: such mail must not be downgraded; it cannot go this way.
+                    unicode_address = to_address if not to_address.isascii() else from_address
+                    raise SendError(
+                        f"{unicode_address} has a non-ASCII name before the @, which needs internationalized email "
+                        f"(SMTPUTF8), and the SMTP server {mailbox.smtp_host}:{mailbox.smtp_port} does not offer it",
+                        code="smtputf8_unsupported",
+                        permanent=True,
                     )
-                smtp.sendmail(mailbox.address, [message.to_address], raw, mail_options=mail_options)
+                smtp.sendmail(from_address, [to_address], raw, mail_options=mail_options)
             finally:
                 _quit(smtp)
         except MailboxTlsError as exc:

@@ -8,6 +8,8 @@ through Dovecot. Nothing in between is faked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -313,3 +315,54 @@ def test_a_reply_from_an_unknown_mailbox_fails_permanently() -> None:
     with pytest.raises(SendError, match="no configured mailbox sends from") as raised:
         sender.send(outbound(from_address="old@corridor.example"))
     assert raised.value.permanent
+
+
+# -- internationalized addresses, against real SMTP servers --------------------
+
+
+def sending_through(server: SmtpServer) -> SmtpSender:
+    table = {"smtp_host": server.host, "smtp_port": server.port, "smtp_tls": "none"}
+    return SmtpSender([replace(mailbox("support@corridor.example"), **table)])
+
+
+def test_a_reply_to_an_internationalised_domain_goes_through_a_server_without_smtputf8(
+    start_smtp_server: Callable[..., SmtpServer],
+) -> None:
+    server = start_smtp_server(smtputf8=False)
+
+    sending_through(server).send(outbound(to_address="kunde@bücher.example"))
+
+    (message,) = server.wait_for(1)
+    # The domain's ASCII form names the same mailbox and needs nothing of the server.
+    assert message.rcpt_tos == ("kunde@xn--bcher-kva.example",)
+    assert not message.smtputf8
+    assert received(message.data)["To"] == "kunde@xn--bcher-kva.example"
+
+
+def test_a_reply_to_a_non_ascii_mailbox_name_goes_out_as_internationalized_email(
+    start_smtp_server: Callable[..., SmtpServer],
+) -> None:
+    server = start_smtp_server(smtputf8=True)
+
+    sending_through(server).send(outbound(to_address="jörg@müller.example"))
+
+    (message,) = server.wait_for(1)
+    assert message.smtputf8
+    assert message.rcpt_tos == ("jörg@xn--mller-kva.example",)
+    assert "To: jörg@xn--mller-kva.example\r\n".encode() in message.data
+
+
+def test_a_non_ascii_mailbox_name_and_a_server_without_smtputf8_fail_the_reply_saying_why(
+    start_smtp_server: Callable[..., SmtpServer],
+) -> None:
+    server = start_smtp_server(smtputf8=False)
+
+    with pytest.raises(SendError) as raised:
+        sending_through(server).send(outbound(to_address="jörg@example.de"))
+
+    # Not "unreachable", and not retried for hours: this server can never take it.
+    assert raised.value.code == "smtputf8_unsupported"
+    assert raised.value.permanent
+    assert "jörg@example.de" in str(raised.value)
+    assert "SMTPUTF8" in str(raised.value)
+    assert server.messages == []
