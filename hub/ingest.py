@@ -1085,6 +1085,7 @@ class _Batch:
         rows: list[dict[str, Any]] = []
         for p in fresh:
             event = p.event
+            html: str
             try:
                 html = sanitise_html(event.html)
             except UnsanitisableHtml as exc:

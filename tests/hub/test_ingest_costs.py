@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import nh3
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy import event as sa_event
@@ -16,8 +17,9 @@ from sqlalchemy import event as sa_event
 from hub.db import Database
 from hub.events import ChannelEvent
 from hub.ingest import ingest_many
-from hub.models import Conversation, JournalEntry
+from hub.models import Conversation, Interaction, JournalEntry
 from hub.runtime import Runtime
+from hub.sanitise import sanitise_html
 from tests.hub.events import event
 
 # Replies far apart, so that no conversation is still open for the
@@ -106,3 +108,30 @@ def test_ingest_many_takes_one_context_for_all_or_one_per_item(runtime: Runtime)
     with runtime.database.read() as session:
         contexts = session.scalars(select(JournalEntry.context).order_by(JournalEntry.id)).all()
     assert contexts == [{"n": 0}, {"n": 1}, {"n": 2}]  # each item journaled with its own
+
+
+def test_html_is_sanitised_once_on_its_way_to_the_timeline(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    cleaned: list[str] = []
+    real_clean = nh3.clean
+
+    def counting_clean(html: str, **options: Any) -> str:
+        cleaned.append(html)
+        return real_clean(html, **options)
+
+    monkeypatch.setattr(nh3, "clean", counting_clean)
+    # What the email parser hands over: HTML it sanitised itself.
+    from_parser = sanitise_html('<p onclick="steal()">Parcel damaged</p><script>steal()</script>')
+    from_elsewhere = '<p onmouseover="steal()">Parcel lost</p><script>steal()</script>'
+    assert len(cleaned) == 1
+
+    with runtime.database.write() as session:
+        results = ingest_many(session, [event(html=from_parser), event(html=from_elsewhere)], source="test")
+
+    # Only the HTML nobody had sanitised went through the sanitiser again, and both are stored safe.
+    assert cleaned[1:] == [from_elsewhere]
+    with runtime.database.read() as session:
+        stored = [session.get(Interaction, result.interaction_id) for result in results]
+    assert [interaction.html for interaction in stored if interaction is not None] == [
+        "<p>Parcel damaged</p>",
+        "<p>Parcel lost</p>",
+    ]
