@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, Role] = {
     "agents.manage": Role.ADMIN,
 }
 _ORDER = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
+#: A role's place in _ORDER, by the role and by its stored value.
+_RANK: dict[str, int] = {role.value: rank for rank, role in enumerate(_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class TokenCache:
 
 def allowed(agent: Agent | AgentView, permission: str) -> bool:
     needed = PERMISSIONS[permission]
-    return agent.active and _ORDER.index(Role(agent.role)) >= _ORDER.index(needed)
+    return agent.active and _RANK[agent.role] >= _RANK[needed]
 
 
 def hash_token(token: str) -> str:

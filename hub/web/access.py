@@ -24,7 +24,9 @@ def current_agent() -> AgentView | None:
         return cast(AgentView | None, g.agent)
     agent: AgentView | None = None
     runtime = current_runtime()
-    header = request.headers.get("Authorization", "")
+    # From the WSGI environ: request.headers would build a header view
+    # for this one lookup, on every API call and webhook.
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     if header.startswith("Bearer "):
         token = header[len("Bearer ") :].strip()
 

@@ -79,9 +79,10 @@ def test_wait_answers_with_the_interaction_once_the_processor_has_run(make_app: 
         entry = wait_processed(runtime.database, later.json["journal_id"], 10)
         assert entry is not None
         assert entry.status == JournalStatus.PROCESSED
-        bad_wait = client.post("/api/events?wait=600", json=event_json(), headers=headers)
-        assert bad_wait.status_code == 400
-        assert bad_wait.json["error"]["field"] == "wait"
+        for query in ("wait=600", "w%61it=600"):  # the name percent-escaped is still the name
+            bad_wait = client.post(f"/api/events?{query}", json=event_json(), headers=headers)
+            assert bad_wait.status_code == 400
+            assert bad_wait.json["error"]["field"] == "wait"
     finally:
         runtime.journal.stop()
 
