@@ -444,4 +444,4 @@ def test_form_decoding_matches_the_standard_library() -> None:
 def test_repeated_fields_keep_every_value_for_the_signature() -> None:
     decoded = WebhookForm.from_body(b"Tag=a&Tag=b&Body=x")
     assert decoded["Tag"] == "a"
-    assert decoded.getlist("Tag") == ["a", "b"]
+    assert decoded.getall("Tag") == ["a", "b"]
