@@ -1,6 +1,6 @@
 """Twilio webhook benchmark: signed inbound SMS per second against a bare Flask endpoint.
 
-    python -m tests.bench.bench_twilio            # 10 s per run, two rounds
+    python -m tests.bench.bench_twilio            # 10 s per run, three rounds
     python -m tests.bench.bench_twilio --quick    # 3 s per run
 
 Issue 4, item 9: inbound SMS webhooks per second -- each one signature-checked,
@@ -60,11 +60,10 @@ from tests.bench.common import (
 )
 from tests.bench.httpserve import THREADS, bare_app
 from tests.bench.loadgen import write_requests
-from tests.bench.webhook import CONNECTIONS, Server, listening, settle
+from tests.bench.webhook import CONNECTIONS, ROUNDS, Server, listening, settle
 from tests.bench.workload import people
 
 TARGET_RATIO = 0.50
-ROUNDS = 2
 WARMUP_SECONDS = 1.0
 #: Requests rendered per second of a Corridor run: well above what it serves,
 #: so a run never runs out (it would say so).
