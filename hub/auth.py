@@ -73,8 +73,9 @@ class TokenCache:
     def get(self, token: str, load: Callable[[], AgentView | None]) -> AgentView | None:
         key = hash_token(token)
         now = time.monotonic()
-        with self._lock:
-            entry = self._entries.get(key)
+        # Read without the lock (one dict lookup is atomic): every API request
+        # comes here, and server threads must not queue on a lock to read.
+        entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
         agent = load()

@@ -339,6 +339,11 @@ _group_commits_lock = threading.Lock()
 
 
 def _group_commit(database: Database) -> GroupCommit:
+    # Looked up without the lock first: every request comes here, and a lock
+    # shared by all of them is one more place for server threads to queue.
+    group_commit = _group_commits.get(database)
+    if group_commit is not None:
+        return group_commit
     with _group_commits_lock:
         group_commit = _group_commits.get(database)
         if group_commit is None:
