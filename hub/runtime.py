@@ -37,10 +37,10 @@ class Runtime:
     registry: Registry
     #: Puts received journal entries on the timeline ([journal] processor).
     journal: JournalProcessor
-    tokens: TokenCache = field(default_factory=TokenCache)
     #: Places for ``POST /api/events?wait`` requests waiting for processing
     #: ([journal] max_waiting); one who finds none answers at once.
-    waiting: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4))
+    waiting: threading.BoundedSemaphore
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     @property
     def secret_key(self) -> str:

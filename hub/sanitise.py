@@ -65,8 +65,7 @@ class SanitisedHtml(str):
     The email parser sanitises (in its worker processes during a backfill),
     and sanitising the same HTML again on the write path took ~15 µs of the
     ~200 µs an email costs there, on the one thread every batch goes through.
-    Only
-    :func:`sanitise_html` makes one; it survives pickling (the parser
+    Only :func:`sanitise_html` makes one; it survives pickling (the parser
     processes) as the same type.
     """
 

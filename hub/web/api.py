@@ -250,8 +250,11 @@ def _wait_processed(journal_id: int, seconds: float) -> JournalEntry | None:
     """
     runtime = current_runtime()
     if not runtime.waiting.acquire(blocking=False):
-        log.info("journal #%d: %s requests already waiting for processing; answering 202 at once",
-                 journal_id, runtime.hub.journal.max_waiting)  # fmt: skip
+        log.info(
+            "journal #%d: %d requests already wait for processing; answering 202 at once",
+            journal_id,
+            runtime.hub.journal.max_waiting,
+        )
         return None
     try:
         return wait_processed(runtime.database, journal_id, seconds)
