@@ -24,6 +24,13 @@ in the same run:
 Each side runs several times, the best run counting (a shared machine's
 hiccups only ever slow a run down). Target (issue 3): the intake reaches at
 least 50 % of the raw fetch rate.
+
+Then, to show where an intake's time goes, the two stages it adds to the
+fetch are measured alone on the same messages: parsing (``event_from_imap``,
+in this process) and the write path (``ingest_many`` of the parsed events,
+one transaction per batch, as a pass commits). The write path is one SQLite
+writer, so its rate bounds the intake's whatever the cores; the CPU both
+stages and the fetch need per message bounds it on this machine's cores.
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ from imapclient import IMAPClient
 
 from connectors.email.intake import disconnect, event_from_imap, folder_intakes, stop_parsers
 from connectors.email.intake import parse_processes as processes_for
-from connectors.email.pool import prepare, shared
+from connectors.email.pool import default_processes, prepare, shared
 from connectors.email.settings import EmailSettings, MailboxSettings
+from hub.events import ChannelEvent
+from hub.ingest import ingest_many
 from tests.bench.common import Result, Workspace, runtime_of, say, temporary_workspace
 from tests.services import Dovecot
 
@@ -195,6 +204,47 @@ def intake_backfill(
     return Run(report.new + report.duplicates, seconds), stored
 
 
+@dataclass(frozen=True)
+class StageCosts:
+    """Seconds of one core per message for each stage alone, and the bounds they set."""
+
+    parse: float
+    write: float
+    fetch: float  # wall time per message of the best raw fetch
+
+    def write_bound(self) -> float:
+        """Messages/s the one writer allows even if fetching and parsing cost nothing."""
+        return 1 / self.write
+
+    def cpu_bound(self, cpus: int) -> float:
+        """Messages/s ``cpus`` cores allow when every stage runs on some core with none idle.
+
+        The fetch is counted at its wall time: what the client and Dovecot
+        spend of the CPU on it is not measured apart.
+        """
+        return cpus / (self.parse + self.write + self.fetch)
+
+
+def stage_costs(workspace: Workspace, mail: list[bytes], batch_size: int, fetch: float) -> StageCosts:
+    """Parse and write the messages without IMAP, each stage alone, best of two runs."""
+    context = {"received_at": datetime.now(UTC).isoformat(), "mailbox_address": ADDRESS}
+    parse = write = float("inf")
+    for number in range(2):
+        started = time.perf_counter()
+        events: list[ChannelEvent] = [event_from_imap(raw, context) for raw in mail]
+        parse = min(parse, (time.perf_counter() - started) / len(mail))
+        runtime = runtime_of(workspace.app(workspace.fresh_db(f"stages{number}"), f"stages{number}"))
+        runtime.journal.detach()  # the bench's own transactions are the only writer
+        started = time.perf_counter()
+        for start in range(0, len(events), batch_size):
+            batch = events[start : start + batch_size]
+            with runtime.database.write() as session:
+                ingest_many(session, batch, source="email:bench/INBOX", contexts=[context] * len(batch))
+        write = min(write, (time.perf_counter() - started) / len(events))
+        runtime.database.dispose()
+    return StageCosts(parse=parse, write=write, fetch=fetch)
+
+
 def run(
     workspace: Workspace, messages: int = MESSAGES, batch_size: int = BATCH_SIZE, parse_processes: int | None = None
 ) -> list[Result]:
@@ -249,6 +299,14 @@ def run(
 
     best_raw = max(raws, key=lambda r: r.rate)
     best_intake = max(intakes, key=lambda r: r.rate)
+    costs = stage_costs(workspace, mail, batch_size, 1 / best_raw.rate)
+    cpus = default_processes()
+    say(f"stages alone, per message on one core: parse {costs.parse * 1e6:.0f} µs, "
+        f"timeline write {costs.write * 1e6:.0f} µs; raw fetch {costs.fetch * 1e6:.0f} µs (wall)")  # fmt: skip
+    say(f"  the one writer allows at most {costs.write_bound():,.0f} messages/s "
+        f"({costs.write_bound() / best_raw.rate:.0%} of raw fetch) if fetching and parsing cost nothing")  # fmt: skip
+    say(f"  {cpus} CPU(s) allow at most {costs.cpu_bound(cpus):,.0f} messages/s "
+        f"({costs.cpu_bound(cpus) / best_raw.rate:.0%} of raw fetch) with every core busy all the time")  # fmt: skip
     complete = all(stored == messages for stored in stored_counts) and all(r.messages == messages for r in raws)
     ratio = best_intake.rate / best_raw.rate
     return [
