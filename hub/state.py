@@ -34,6 +34,28 @@ def save_state(session: Session, connector: str, key: str, value: dict[str, Any]
     session.flush()
 
 
+def replace_state(session: Session, connector: str, key: str, expected: dict[str, Any], value: dict[str, Any]) -> bool:
+    """Save ``value`` only if the state is still ``expected``; False (nothing written) if it is not.
+
+    For work several processes may find due at once: the one whose replace
+    succeeds does it, the others see the state changed and leave it. Atomic
+    in the caller's write transaction: SQLite's is BEGIN IMMEDIATE (one writer
+    at a time), and on PostgreSQL the row is locked until it ends.
+    """
+    row = session.get(
+        ConnectorState,
+        (connector, key),
+        with_for_update=session.get_bind().dialect.name != "sqlite",
+        populate_existing=True,
+    )
+    if row is None or dict(row.value) != expected:
+        return False
+    row.value = dict(value)
+    row.updated_at = utcnow()
+    session.flush()
+    return True
+
+
 def delete_state(session: Session, connector: str, key: str) -> None:
     """Forget what was saved under ``(connector, key)``, in the caller's transaction."""
     session.execute(delete(ConnectorState).where(ConnectorState.connector == connector, ConnectorState.key == key))

@@ -15,7 +15,8 @@ the reply stays sent. The failure is logged, noted in the reply's metadata
 (``sent_copy``) and kept in connector state (the bytes with it) for the
 worker, which tries again with backoff and gives up with a note after
 :data:`MAX_ATTEMPTS`. A retry first looks for the Message-ID in the folder,
-so an APPEND whose answer was lost is not filed twice.
+so an APPEND whose answer was lost is not filed twice; and a worker claims a
+copy before it tries, so two worker processes never file the same one.
 
 When the Sent folder is also watched, the intake reads the copy back; its
 Message-ID is the reply's external id, so the hub's dedupe keeps the reply
@@ -31,6 +32,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from imapclient import IMAPClient
 from sqlalchemy.orm import Session
@@ -41,7 +43,7 @@ from connectors.email.settings import MailboxSettings
 from hub.db import Database
 from hub.events import Channel, InteractionUpdate, JSONValue
 from hub.ingest import ingest
-from hub.state import all_state, delete_state, save_state
+from hub.state import all_state, delete_state, replace_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ MAX_ATTEMPTS = 10
 RETRY_CHECK_INTERVAL = 30.0
 #: Seconds an IMAP operation may block.
 IMAP_TIMEOUT = 30.0
+#: Seconds a worker has for one attempt before another may take the copy:
+#: well beyond the connection and APPEND it makes (each bounded by IMAP_TIMEOUT).
+CLAIM_SECONDS = 10 * IMAP_TIMEOUT
 #: The RFC 6154 attribute of the folder sent mail goes to.
 SENT_ATTRIBUTE = b"\\Sent"
 
@@ -110,6 +115,8 @@ class SentCopies:
         for next_attempt_at, message_id, value in due:
             if next_attempt_at > now:
                 break
+            if not self._claim(message_id, value, now):
+                continue  # another worker process took it (or just filed it)
             tried += 1
             raw = base64.b64decode(value["raw"])
             attempts = int(value["attempts"]) + 1
@@ -132,6 +139,18 @@ class SentCopies:
             except Exception:  # the database may be away for a moment; the copies wait in it
                 log.exception("retrying Sent folder copies failed; trying again in %.0f s", RETRY_CHECK_INTERVAL)
             stop.wait(RETRY_CHECK_INTERVAL)
+
+    def _claim(self, message_id: str, waiting: dict[str, Any], now: datetime) -> bool:
+        """Take the copy for this attempt, unless another worker process has since taken it.
+
+        Two workers may find the same copy due. Each would look for it in the
+        Sent folder, both find none, and both file it. Only the one that moves
+        the copy's next attempt out by :data:`CLAIM_SECONDS` tries; a worker
+        that dies meanwhile leaves the copy to be tried again once that passes.
+        """
+        claimed = {**waiting, "next_attempt_at": (now + timedelta(seconds=CLAIM_SECONDS)).isoformat()}
+        with self._database.write() as session:
+            return replace_state(session, STATE_CONNECTOR, message_id, waiting, claimed)
 
     # -- one attempt ----------------------------------------------------------------
 

@@ -21,15 +21,16 @@ from flask.testing import FlaskClient
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
+from connectors.email import sent as sent_module
 from connectors.email.intake import CONNECTOR, cursor_key
 from connectors.email.sender import SmtpSender
-from connectors.email.sent import MAX_ATTEMPTS, STATE_CONNECTOR, SentCopies
+from connectors.email.sent import CLAIM_SECONDS, MAX_ATTEMPTS, STATE_CONNECTOR, SentCopies
 from connectors.email.settings import MailboxSettings
 from hub.events import Channel
 from hub.models import Interaction, Role
 from hub.replies import due_deliveries
 from hub.runtime import Runtime
-from hub.state import all_state, load_state
+from hub.state import all_state, load_state, replace_state
 from tests.conftest import make_agent
 from tests.connectors.email.conftest import PASSWORD, USER, intake_of, mailbox_of, sync
 from tests.connectors.email.messages import customer_message
@@ -272,6 +273,85 @@ def test_a_copy_that_cannot_be_filed_leaves_the_reply_sent_and_a_retry_files_it_
     # Never sent again, never failed.
     assert len(smtp_server.messages) == 1
     assert due_deliveries(runtime.database, now=datetime.now(UTC) + timedelta(days=1)) == []
+
+
+def test_two_workers_finding_the_same_copy_due_file_it_once(
+    runtime: Runtime,
+    client: FlaskClient,
+    auth: dict[str, str],
+    mail_server: Dovecot,
+    smtp_server: SmtpServer,
+    imap: IMAPClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two worker processes retry copies; the one that claims a copy files it, the other leaves it."""
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+    imap.logout()
+    mail_server.stop()
+    send_reply(client, auth, conversation)  # the copy fails and waits for a retry
+    (sent,) = smtp_server.wait_for(1)
+    mail_server.start()
+
+    # The first worker has looked in the Sent folder, found no copy, and is
+    # about to APPEND when the second finds the same copy due.
+    looked, go_on = threading.Event(), threading.Event()
+    holds = sent_module._holds
+
+    def holds_then_pause(imap_client: IMAPClient, folder: str, message_id: str) -> bool:
+        found = holds(imap_client, folder, message_id)
+        if threading.current_thread().name == "first worker":
+            looked.set()
+            go_on.wait(10)
+        return found
+
+    monkeypatch.setattr(sent_module, "_holds", holds_then_pause)
+    due = datetime.now(UTC) + timedelta(minutes=2)
+    first, second = (SentCopies(runtime.database, [mailbox_of(runtime)]) for _ in range(2))
+    tried_by_first: list[int] = []
+    worker = threading.Thread(target=lambda: tried_by_first.append(first.retry_due(due)), name="first worker")
+    worker.start()
+    try:
+        assert looked.wait(10), "the first worker never looked in the Sent folder"
+        assert second.retry_due(due) == 0
+    finally:
+        go_on.set()
+        worker.join(10)
+
+    assert tried_by_first == [1]
+    assert [data for data, _ in folder_contents(mail_server)] == [sent.data]
+    assert the_reply(client, auth, conversation)["metadata"]["sent_copy"] == {"status": "saved", "folder": SENT}
+    with runtime.database.read() as session:
+        assert all_state(session, STATE_CONNECTOR) == {}
+
+
+def test_a_claimed_copy_whose_worker_died_is_tried_again_once_the_claim_runs_out(
+    runtime: Runtime,
+    client: FlaskClient,
+    auth: dict[str, str],
+    mail_server: Dovecot,
+    smtp_server: SmtpServer,
+    imap: IMAPClient,
+) -> None:
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+    imap.logout()
+    mail_server.stop()
+    send_reply(client, auth, conversation)
+    (sent,) = smtp_server.wait_for(1)
+    mail_server.start()
+    now = datetime.now(UTC) + timedelta(minutes=2)
+    with runtime.database.write() as session:
+        ((message_id, waiting),) = all_state(session, STATE_CONNECTOR).items()
+        # What a worker that died right after claiming the copy leaves behind.
+        claimed = {**waiting, "next_attempt_at": (now + timedelta(seconds=CLAIM_SECONDS)).isoformat()}
+        assert replace_state(session, STATE_CONNECTOR, message_id, waiting, claimed)
+        assert not replace_state(session, STATE_CONNECTOR, message_id, waiting, claimed)  # taken already
+
+    copies = SentCopies(runtime.database, [mailbox_of(runtime)])
+    assert copies.retry_due(now) == 0
+    assert copies.retry_due(now + timedelta(seconds=CLAIM_SECONDS + 1)) == 1
+    assert [data for data, _ in folder_contents(mail_server)] == [sent.data]
 
 
 def test_a_copy_that_keeps_failing_is_given_up_with_a_note_on_the_reply(
