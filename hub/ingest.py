@@ -11,9 +11,9 @@ transaction:
    constraints, and on PostgreSQL a row lock on each customer).
 3. **Identity**: normalise the customer's address and find or create the
    customer.
-4. **Thread**: explicit references, then a provider session, then the
-   customer's open conversation within the continuation window (whatever the
-   channel), else a new conversation.
+4. **Thread**: explicit references, then a provider session of the same
+   customer, then the customer's open conversation within the continuation
+   window (whatever the channel), else a new conversation.
 5. **Append** the interactions; move conversations' last activity.
 6. **Index**: the in-transaction search index, or an outbox row for an
    external one.
@@ -909,13 +909,21 @@ class _Batch:
                     chosen = state_for(by_reference[key])
                 if chosen is not None:
                     break
-            # 2. A provider session (a chat) keeps its conversation.
+            # 2. A provider session (a chat) keeps its conversation, but only
+            # the same customer's: a widget that reuses a session id for the
+            # next visitor must not file one customer's words (or send an
+            # agent's reply) into another customer's conversation.
             if chosen is None and event.session:
                 key = (event.channel.value, f"session:{event.session}")
                 if key in batch_refs:
                     chosen = batch_refs[key]
                 elif (event.channel.value, event.session) in by_session:
                     chosen = state_for(by_session[(event.channel.value, event.session)])
+                if chosen is not None and chosen.customer_id != p.customer_id:
+                    p.defects.append(
+                        f"session {event.session!r} is another customer's conversation; not continued there"
+                    )
+                    chosen = None
             # 3. The customer's open conversation continues, whatever the channel.
             # Non-personal senders have a customer of their own each, so the
             # same rule only ever continues that one sender's conversation.

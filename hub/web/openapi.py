@@ -97,7 +97,10 @@ def openapi_document() -> dict[str, Any]:
                     "items": {"type": "string"},
                     "description": "External ids of earlier interactions this answers",
                 },
-                "session": {"type": "string", "description": "A provider session grouping interactions"},
+                "session": {
+                    "type": "string",
+                    "description": "A provider session (a chat): a customer's interactions in it are one conversation",
+                },
                 "attachments": {
                     "type": "array",
                     "items": {

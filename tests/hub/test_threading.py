@@ -135,6 +135,38 @@ def test_a_chat_session_keeps_its_conversation(runtime: Runtime) -> None:
     assert results[0].conversation_id == results[1].conversation_id
 
 
+def test_a_chat_session_never_continues_another_customers_conversation(runtime: Runtime) -> None:
+    """A widget that gives the next visitor the same session id: each customer keeps their own conversation."""
+    alice, bob = put(
+        runtime,
+        event(Channel.CHAT, "alice@example.com", hours=0, sender_kind=IdentityKind.EMAIL, session="widget-1"),
+        event(Channel.CHAT, "bob@example.com", hours=1, sender_kind=IdentityKind.EMAIL, session="widget-1"),
+    )
+    [later] = put(
+        runtime, event(Channel.CHAT, "bob@example.com", hours=2, sender_kind=IdentityKind.EMAIL, session="widget-1")
+    )
+    [alice_again] = put(
+        runtime, event(Channel.CHAT, "alice@example.com", hours=3, sender_kind=IdentityKind.EMAIL, session="widget-1")
+    )
+    assert alice.customer_id != bob.customer_id
+    assert bob.conversation_id not in {alice.conversation_id, None}
+    assert later.conversation_id == bob.conversation_id  # Bob's own open conversation continues
+    assert alice_again.conversation_id == alice.conversation_id
+    with runtime.database.read() as session:
+        conversations = session.scalars(select(Conversation).order_by(Conversation.id)).all()
+        assert [c.customer_id for c in conversations] == [alice.customer_id, bob.customer_id]
+        for result in (alice, bob, later, alice_again):
+            interaction = session.get(Interaction, result.interaction_id)
+            assert interaction is not None
+            assert interaction.customer_id == result.customer_id
+            conversation = session.get(Conversation, interaction.conversation_id)
+            assert conversation is not None
+            assert conversation.customer_id == interaction.customer_id
+        bobs = session.get(Interaction, bob.interaction_id)
+        assert bobs is not None
+        assert bobs.defects == ["session 'widget-1' is another customer's conversation; not continued there"]
+
+
 def test_a_customer_writing_into_a_closed_conversation_reopens_it(runtime: Runtime) -> None:
     [first] = put(runtime, event(Channel.EMAIL, "ana@example.com", hours=0, external_id="<c1@x>"))
     with runtime.database.write() as session:
