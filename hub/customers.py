@@ -9,6 +9,7 @@ idempotent. Services flush; the caller commits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,26 @@ def resolve(session: Session, customer_id: int) -> Customer:
     return customer
 
 
+#: What a phone number typed into a search box may hold besides digits.
+_PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]{5,}")
+
+
+def like_pattern(text: str, *, anywhere: bool) -> str:
+    """A LIKE pattern (escape character ``\\``) matching ``text`` literally: ``%`` and ``_`` are not wildcards."""
+    escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return f"%{escaped}%" if anywhere else f"{escaped}%"
+
+
+def typed_phone(text: str, default_region: str) -> str | None:
+    """The E.164 form of a phone number as people type it ("030 2312 5042", "+49 (30) 23125042"), or None."""
+    if not _PHONE_LIKE.fullmatch(text.strip()):
+        return None
+    try:
+        return normalise_phone(text, default_region)
+    except InvalidAddress:
+        return None
+
+
 def find_customers(
     session: Session,
     *,
@@ -84,7 +105,7 @@ def find_customers(
     elif phone:
         kind, value = IdentityKind.PHONE, normalise_phone(phone, default_region)
     elif name:
-        pattern = name.strip().lower().replace("%", r"\%").replace("_", r"\_") + "%"
+        pattern = like_pattern(name.strip().lower(), anywhere=False)
         return list(
             session.scalars(
                 select(Customer)

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from hub.auth import agent_for_login
-from hub.customers import summary
+from hub.customers import like_pattern, summary, typed_phone
 from hub.models import Customer, Identity, Interaction
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
@@ -73,9 +73,17 @@ def customer_list() -> ResponseReturnValue:
             .limit(PAGE_SIZE + 1)
         )
         if q:
-            pattern = f"%{q.lower()}%"
-            matching = select(Identity.customer_id).where(func.lower(Identity.value).like(pattern))
-            query = query.where(func.lower(Customer.display_name).like(pattern) | Customer.id.in_(matching))
+            pattern = like_pattern(q.lower(), anywhere=True)
+            identity_matches = func.lower(Identity.value).like(pattern, escape="\\")
+            # Phone identities are stored in E.164; a number typed the way
+            # people write it ("030 2312 5042") is matched in that form too.
+            phone = typed_phone(q, current_runtime().pipeline.default_region)
+            if phone is not None:
+                identity_matches = identity_matches | (Identity.value == phone)
+            matching = select(Identity.customer_id).where(identity_matches)
+            query = query.where(
+                func.lower(Customer.display_name).like(pattern, escape="\\") | Customer.id.in_(matching)
+            )
         if after:
             query = query.where(Customer.id > after)
         rows = db.execute(query).all()
