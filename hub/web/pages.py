@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from hub.auth import agent_for_login
 from hub.customers import like_pattern, summary, typed_phone
@@ -74,7 +74,7 @@ def customer_list() -> ResponseReturnValue:
         )
         if q:
             pattern = like_pattern(q.lower(), anywhere=True)
-            identity_matches = func.lower(Identity.value).like(pattern, escape="\\")
+            identity_matches: ColumnElement[bool] = func.lower(Identity.value).like(pattern, escape="\\")
             # Phone identities are stored in E.164; a number typed the way
             # people write it ("030 2312 5042") is matched in that form too.
             phone = typed_phone(q, current_runtime().pipeline.default_region)
