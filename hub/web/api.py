@@ -471,13 +471,16 @@ def undo_merge(merge_id: int) -> ResponseReturnValue:
 def post_reply(conversation_id: int) -> ResponseReturnValue:
     """An agent's reply on any channel; sent after it is on the timeline."""
     data = _json_body()
+    for required in ("channel", "text"):
+        if data.get(required) is None:
+            raise ApiError(400, required, "is required")
     try:
-        channel = Channel(str(data.get("channel")))
+        channel = Channel(str(data["channel"]))
     except ValueError:
         raise ApiError(400, "channel", f"must be one of {', '.join(c.value for c in Channel)}") from None
-    text, subject = data.get("text"), data.get("subject")
+    text, subject = data["text"], data.get("subject")
     if not isinstance(text, str):
-        raise ApiError(400, "text", "is required")
+        raise ApiError(400, "text", "must be a string")
     if subject is not None and not isinstance(subject, str):
         raise ApiError(400, "subject", "must be a string")
     runtime = current_runtime()
