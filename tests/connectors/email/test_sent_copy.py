@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from imapclient import IMAPClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from connectors.email import sent as sent_module
 from connectors.email.intake import CONNECTOR, cursor_key
@@ -77,6 +78,20 @@ def first_mail(runtime: Runtime, imap: IMAPClient) -> None:
     customer_writes(
         runtime, imap, customer_message(1, sender=CUSTOMER, message_id=FIRST_ID, subject="Order 4711 arrived damaged")
     )
+
+
+def reply_while_the_server_is_down(
+    runtime: Runtime, client: FlaskClient, auth: dict[str, str], mail_server: Dovecot, imap: IMAPClient
+) -> tuple[int, TestResponse]:
+    """The customer writes; the agent answers while the IMAP server is down, so the copy waits for a retry.
+
+    Returns the conversation and the answer to the reply.
+    """
+    first_mail(runtime, imap)
+    conversation = conversation_of(client, auth)
+    imap.logout()
+    mail_server.stop()
+    return conversation, send_reply(client, auth, conversation)
 
 
 @contextmanager
@@ -238,12 +253,7 @@ def test_a_copy_that_cannot_be_filed_leaves_the_reply_sent_and_a_retry_files_it_
     caplog: pytest.LogCaptureFixture,
     first_append_arrived: bool,
 ) -> None:
-    first_mail(runtime, imap)
-    conversation = conversation_of(client, auth)
-    imap.logout()
-    mail_server.stop()
-
-    response = send_reply(client, auth, conversation)
+    conversation, response = reply_while_the_server_is_down(runtime, client, auth, mail_server, imap)
 
     # The mail went out: the reply is sent, whatever became of the copy.
     assert (response.status_code, response.json["status"]) == (201, "sent")
@@ -285,11 +295,7 @@ def test_two_workers_finding_the_same_copy_due_file_it_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two worker processes retry copies; the one that claims a copy files it, the other leaves it."""
-    first_mail(runtime, imap)
-    conversation = conversation_of(client, auth)
-    imap.logout()
-    mail_server.stop()
-    send_reply(client, auth, conversation)  # the copy fails and waits for a retry
+    conversation, _ = reply_while_the_server_is_down(runtime, client, auth, mail_server, imap)
     (sent,) = smtp_server.wait_for(1)
     mail_server.start()
 
@@ -333,11 +339,7 @@ def test_a_claimed_copy_whose_worker_died_is_tried_again_once_the_claim_runs_out
     smtp_server: SmtpServer,
     imap: IMAPClient,
 ) -> None:
-    first_mail(runtime, imap)
-    conversation = conversation_of(client, auth)
-    imap.logout()
-    mail_server.stop()
-    send_reply(client, auth, conversation)
+    reply_while_the_server_is_down(runtime, client, auth, mail_server, imap)
     (sent,) = smtp_server.wait_for(1)
     mail_server.start()
     now = datetime.now(UTC) + timedelta(minutes=2)
@@ -363,11 +365,7 @@ def test_a_copy_that_keeps_failing_is_given_up_with_a_note_on_the_reply(
     imap: IMAPClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    first_mail(runtime, imap)
-    conversation = conversation_of(client, auth)
-    imap.logout()
-    mail_server.stop()
-    send_reply(client, auth, conversation)
+    conversation, _ = reply_while_the_server_is_down(runtime, client, auth, mail_server, imap)
     copies = SentCopies(runtime.database, [mailbox_of(runtime)])
 
     now = datetime.now(UTC)
