@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.events import (
@@ -24,6 +24,10 @@ from hub.events import (
 )
 
 MAX_TEXT = 1_000_000
+#: How far ahead of this server's clock an event may say it happened: clocks
+#: of other systems drift, but a time days ahead is a wrong clock or a wrong
+#: field, and would sit at the top of the customer's timeline until then.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 class FieldError(ValueError):
@@ -121,6 +125,11 @@ def parse_event(body: bytes) -> ChannelEvent:
         raise FieldError("occurred_at", f"is not an ISO 8601 time: {occurred_raw!r}") from None
     if occurred_at.tzinfo is None:
         raise FieldError("occurred_at", "must include a time zone (e.g. Z or +02:00)")
+    now = datetime.now(UTC)
+    if occurred_at - now > FUTURE_TOLERANCE:
+        raise FieldError(
+            "occurred_at", f"is more than a day after this server's time ({now:%Y-%m-%dT%H:%M}Z): send when it happened"
+        )
     direction = _choice(data, "direction", Direction)
     kind = _choice(data, "kind", InteractionKind, InteractionKind.MESSAGE)
     sender = _party(data["from"], "from") if data.get("from") is not None else None

@@ -84,7 +84,11 @@ def openapi_document() -> dict[str, Any]:
                     "maxLength": 998,
                     "description": "Unique per channel; a repeat is a duplicate, not an error",
                 },
-                "occurred_at": {"type": "string", "format": "date-time", "description": "With a time zone"},
+                "occurred_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "With a time zone; at most a day after the server's time",
+                },
                 "direction": _enum(Direction),
                 "kind": _enum(InteractionKind),
                 "from": _ref("Party"),

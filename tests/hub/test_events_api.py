@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -171,6 +172,7 @@ def test_the_same_event_posted_three_times_concurrently_is_one_interaction(
         ({"external_id": ""}, "external_id"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
         ({"occurred_at": "2026-11-02T09:00:00"}, "occurred_at"),
+        ({"occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()}, "occurred_at"),
         ({"direction": "sideways"}, "direction"),
         ({"from": {"name": "No Address"}}, "from.address"),
         ({"from": None}, "from"),
@@ -187,6 +189,13 @@ def test_a_malformed_event_gets_400_naming_the_field(
     assert response.status_code == 400
     assert response.json["error"]["field"] == field
     assert count(runtime, JournalEntry) == 0  # nothing half-written
+
+
+def test_an_event_a_few_hours_ahead_of_the_server_is_accepted(client: FlaskClient, auth: dict[str, str]) -> None:
+    """Other systems' clocks drift: only a time more than a day ahead is refused."""
+    ahead = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    response = client.post("/api/events", json=event_json(occurred_at=ahead), headers=auth)
+    assert response.status_code == 202
 
 
 def test_not_json_gets_400_or_415(client: FlaskClient, auth: dict[str, str]) -> None:
