@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -73,6 +73,12 @@ class IdentityKind(enum.StrEnum):
     #: interaction's customer.
     SYSTEM = "system"
 
+
+#: How far after the hub's own clock (or a mailbox's received time) a provider
+#: may say something happened. Clocks drift; a time further ahead is a broken
+#: clock or a wrong field, and would pin the interaction to the top of the
+#: customer's timeline until then.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 #: Identity kinds that name a sender rather than a person.
 NON_PERSONAL_KINDS = frozenset(

@@ -23,7 +23,7 @@ import mimetypes
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
 from email.generator import BytesGenerator
@@ -33,6 +33,7 @@ from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datet
 from typing import Any
 
 from hub.events import (
+    FUTURE_TOLERANCE,
     Attachment,
     Channel,
     ChannelEvent,
@@ -49,10 +50,6 @@ RAW_CONTENT_TYPE = "message/rfc822"
 #: Domain of the synthetic Message-ID given to a message that has none. The
 #: ``.invalid`` TLD (RFC 2606) can never collide with a real mail domain.
 SYNTHETIC_ID_DOMAIN = "corridor.invalid"
-
-# A Date this far after the mailbox received the message is a sender's broken
-# clock; trusting it would pin the message to the top of the timeline for years.
-_FUTURE_DATE_TOLERANCE = timedelta(days=1)
 
 # Every pattern is compiled once, here: the stdlib parser compiles a new one for
 # each multipart boundary, which would evict these from re's cache and have
@@ -572,7 +569,7 @@ def _occurred_at(msg: Message, received_at: datetime, defects: list[str]) -> dat
             defects.append("Date has no time zone; read as UTC")
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
-    if moment - received_at > _FUTURE_DATE_TOLERANCE:
+    if moment - received_at > FUTURE_TOLERANCE:
         defects.append(f"Date {value[:80]!r} is after the mailbox received it; the received time is used")
         return received_at
     return moment

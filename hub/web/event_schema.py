@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hub.events import (
+    FUTURE_TOLERANCE,
     Attachment,
     Channel,
     ChannelEvent,
@@ -24,10 +25,6 @@ from hub.events import (
 )
 
 MAX_TEXT = 1_000_000
-#: How far ahead of this server's clock an event may say it happened: clocks
-#: of other systems drift, but a time days ahead is a wrong clock or a wrong
-#: field, and would sit at the top of the customer's timeline until then.
-FUTURE_TOLERANCE = timedelta(days=1)
 
 
 class FieldError(ValueError):
