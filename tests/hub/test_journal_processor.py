@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 import hub.journal
-import hub.web.api
+import hub.web.api.events
 from hub.ingest import receive
 from hub.journal import process_received, received_entries
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
@@ -234,7 +234,7 @@ def test_health_turns_degraded_when_received_events_wait_for_a_processor(
     assert client.get("/api/health").json["status"] == "ok"  # just arrived
     # Nobody processes it for two minutes: the worker is down.
     later = utcnow() + timedelta(minutes=2)
-    monkeypatch.setattr(hub.web.api, "utcnow", lambda: later)
+    monkeypatch.setattr(hub.web.api.events, "utcnow", lambda: later)
     stalled = client.get("/api/health").json
     assert stalled["status"] == "degraded"
     assert "journal processor" in stalled["reason"]
