@@ -108,7 +108,7 @@ class Inbox:
 
     #: How long a statement waits for the inbox's write lock (held for microseconds at a time).
     LOCK_TIMEOUT = 30.0
-    #: How often the group commit's leader tries again for it (see :meth:`writer`).
+    #: How often the group commit's leader (hub/ingest/receiving.py) tries again for it (see :meth:`writer`).
     RETRY_EVERY = 0.0005
 
     def __init__(self, path: Path, database_path: Path, *, synchronous: str = "NORMAL") -> None:

@@ -1,8 +1,9 @@
 """The raw-event journal: what arrived, what became of it, processing and replay.
 
 Every payload is here, processed or not. Webhooks and the event API journal
-what they accept as *received* (``hub.ingest.receive``; on SQLite into the
-inbox file, ``hub.inbox``) and answer; a journal processor then takes
+what they accept as *received* (``hub.ingest.receive``, a group commit in
+``hub/ingest/receiving.py``; on SQLite into the inbox file, ``hub.inbox``)
+and answer; a journal processor then takes
 received entries in arrival order, a batch per transaction, parses each
 again with its source's parser and runs the batch through the pipeline
 (``process_received``). It runs as a thread in the web
@@ -177,8 +178,9 @@ def process_received(database: Database, registry: Registry, *, limit: int = 200
             items.extend(found)
             journal_ids.extend([entry_id] * len(found))
         for start in range(0, len(processed), CHUNK):
-            # Optimistic, as for ingest_many's journal rows: the pipeline
-            # marks the entries that end otherwise (duplicate, deferred, failed).
+            # Optimistic, as for ingest_many's journal rows (hub/ingest/journal.py):
+            # the pipeline marks the entries that end otherwise (duplicate,
+            # deferred, failed).
             session.execute(
                 update(JournalEntry)
                 .where(JournalEntry.id.in_(processed[start : start + CHUNK]))
