@@ -215,6 +215,11 @@ class Interaction(Base):
     provider_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: What the parser had to repair; shown beside the interaction.
     defects: Mapped[list[str]] = mapped_column(default=list)
+    #: The content's SHA-256 where the sender assigns the id (an email's
+    #: Message-ID), so that a different message reusing the id is not taken
+    #: for a re-delivery (hub/ingest/dedupe.py). None where the id alone
+    #: decides, and on rows stored before fingerprints were.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
     journal_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), default=None)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
 

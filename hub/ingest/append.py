@@ -110,6 +110,7 @@ def append_interactions(state: BatchState, fresh: list[Pending]) -> tuple[list[i
                 "status": status,
                 "provider_metadata": jsonable(event.metadata),
                 "defects": p.defects,
+                "fingerprint": p.fingerprint,
                 "journal_id": p.journal_id,
                 "author_id": event.author_id,
             }

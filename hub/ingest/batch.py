@@ -133,7 +133,7 @@ class Batch:
         state = self.state
         results: dict[int, IngestResult] = {}
         unique = dedupe.first_of_each(events, results)
-        pending = [identity.pending(state, i, item, journal_id) for i, item, journal_id in unique]
+        pending = [identity.pending(state, i, item, journal_id, fp) for i, item, journal_id, fp in unique]
         identity.resolve_customers(state, pending)
         fresh = dedupe.not_on_timeline(state, pending, results)
         loaded = thread.choose_conversations(state, fresh)

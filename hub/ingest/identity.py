@@ -23,10 +23,10 @@ from hub.ingest.statements import CUSTOMER, IDENTITY, chunks, insert_ignoring_co
 from hub.models import Identity, Interaction
 
 
-def pending(state: BatchState, index: int, event: ChannelEvent, journal_id: int) -> Pending:
+def pending(state: BatchState, index: int, event: ChannelEvent, journal_id: int, fingerprint: str | None) -> Pending:
     """The event on its way, with its normalised customer address and the defects found so far."""
     address, defects = _address_of(state, event)
-    return Pending(index, event, journal_id, address, list(event.defects) + defects)
+    return Pending(index, event, journal_id, address, list(event.defects) + defects, fingerprint)
 
 
 def resolve_customers(state: BatchState, pending: list[Pending]) -> None:

@@ -104,6 +104,8 @@ class Pending:
     journal_id: int
     address: NormalisedAddress
     defects: list[str]
+    #: What dedupe tells different messages under one id apart by (dedupe.fingerprint).
+    fingerprint: str | None = None
     customer_id: int = 0
     identity_id: int | None = None
     conversation: ConversationState | None = None
