@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connectors.email import parse
-from connectors.email.parse import parse_message
+from connectors.email.parse import addresses, parse_message, structure
 from hub.events import (
     Attachment,
     Channel,
@@ -586,9 +588,9 @@ mailbox = st.one_of(
 def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[str], separator: str) -> None:
     raw_value = separator.join(mailboxes)
     assume("=?" not in raw_value)  # an encoded word's opening: left to the policy
-    header = parse.policy.default.header_factory("To", raw_value)
+    header = policy.default.header_factory("To", raw_value)
 
-    fast = parse._simple_addresses(raw_value)
+    fast = addresses._simple_addresses(raw_value)
 
     assert fast is not None
     assert fast == [(a.display_name, a.addr_spec) for a in header.addresses]
@@ -610,7 +612,7 @@ def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[s
     ],
 )
 def test_anything_but_plain_addresses_goes_to_the_policy_parser(raw_value: str) -> None:
-    assert parse._simple_addresses(raw_value) is None
+    assert addresses._simple_addresses(raw_value) is None
 
 
 CONTENT_TYPE_SAMPLES = [
@@ -635,15 +637,15 @@ def test_parts_answer_header_and_parameter_questions_as_the_stdlib_does(
     value: bytes, more: list[bytes], name: str
 ) -> None:
     # The parser remembers each part's headers and Content-Type parameters
-    # (parse._Part); what it remembers must be what a plain Message says.
+    # (structure._Part); what it remembers must be what a plain Message says.
     raw = b"Content-Type: " + value.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n" + b"".join(more) + b"\r\nbody"
-    remembering = parse.BytesParser(parse._Part, policy=parse.policy.compat32).parsebytes(raw)
-    plain = parse.BytesParser(policy=parse.policy.compat32).parsebytes(raw)
-    assert isinstance(remembering, parse._Part)
-    assert not isinstance(plain, parse._Part)
+    remembering = BytesParser(structure._Part, policy=policy.compat32).parsebytes(raw)
+    plain = BytesParser(policy=policy.compat32).parsebytes(raw)
+    assert isinstance(remembering, structure._Part)
+    assert not isinstance(plain, structure._Part)
 
     for _ in range(2):  # the second time from what the part remembered
-        assert parse._param(remembering, name) == parse._param(plain, name)
-        assert parse._content_type(remembering) == parse._content_type(plain)
+        assert structure._param(remembering, name) == structure._param(plain, name)
+        assert structure._content_type(remembering) == structure._content_type(plain)
         for header in {*(line.split(b":", 1)[0].decode() for line in more), "Content-Type", "content-type", "X-No"}:
-            assert parse._raw_header(remembering, header) == parse._raw_header(plain, header)
+            assert structure._raw_header(remembering, header) == structure._raw_header(plain, header)
