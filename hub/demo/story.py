@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from email.utils import format_datetime
-from typing import Any
-from urllib.parse import urlencode
 
-from hub.demo.payloads import FORM, TWILIO_API, _html, _Mail, _quote, _rfc822
-from hub.demo.personas import _AGENT_NAMES, CHAT_PAGE, MAIL_HOST, SHOP, SUPPORT, _ascii, _Demo, _Persona, _sid, _token
+from hub.demo.payloads import (
+    _call_status,
+    _caller_id,
+    _chat_message,
+    _email_event,
+    _inbound_call,
+    _inbound_message,
+    _Mail,
+    _message_status,
+    _note,
+    _outbound_call,
+    _outbound_message,
+    _quote,
+    _recording,
+    _transcription,
+)
+from hub.demo.personas import _AGENT_NAMES, MAIL_HOST, SHOP, SUPPORT, _ascii, _Demo, _Persona, _sid, _token
 from hub.events import (
-    Attachment,
     CallStatus,
     Channel,
-    ChannelEvent,
-    DeliveryStatus,
     Direction,
     IdentityKind,
     Ingestible,
-    InteractionKind,
-    InteractionUpdate,
     Party,
 )
 
@@ -149,34 +155,8 @@ class _Story:
         else:
             refs = ()
             text = body
-        raw = _rfc822(sender, recipient, subject, self.t, message_id, refs, text, _html(text) if html else None)
-        event = ChannelEvent(
-            channel=Channel.EMAIL,
-            external_id=message_id,
-            occurred_at=self.t,
-            direction=direction,
-            sender=sender,
-            recipients=(recipient,),
-            subject=subject,
-            text=text,
-            reply_text=body if previous is not None else "",
-            html=_html(text) if html else "",
-            thread_refs=tuple(reversed(refs)),
-            metadata={
-                "message_id": message_id,
-                "in_reply_to": refs[-1] if refs else None,
-                "references_count": len(refs),
-                "from": f"{sender.name} <{sender.address}>",
-                "to": [recipient.address],
-                "cc": [],
-                "auto_reply": False,
-                "bounce": False,
-            },
-            raw=raw,
-            raw_content_type="message/rfc822",
-            delivery_status=DeliveryStatus.RECEIVED if direction is Direction.INBOUND else DeliveryStatus.SENT,
-        )
-        self.plan(event)
+        reply_text = body if previous is not None else ""
+        self.plan(_email_event(direction, sender, recipient, subject, text, reply_text, message_id, refs, self.t, html))
         author = p.name if direction is Direction.INBOUND else f"{SHOP} Customer Care"
         self.mail = _Mail(message_id, subject, body, self.t, author, refs)
 
@@ -187,52 +167,21 @@ class _Story:
             return
         p = self.p
         assert p.phone is not None
-        ours = p.region.our_number
-        prefix = "whatsapp:" if channel is Channel.WHATSAPP else ""
         sid = self.sid("MM" if photos else "SM")
-        form: dict[str, str] = {
-            "ToCountry": p.region.code,
-            "SmsMessageSid": sid,
-            "NumMedia": str(photos),
-            "SmsSid": sid,
-            "SmsStatus": "received",
-            "Body": text,
-            "To": prefix + ours,
-            "NumSegments": "1",
-            "MessageSid": sid,
-            "AccountSid": self.demo.account_sid,
-            "From": prefix + p.phone,
-            "ApiVersion": "2010-04-01",
-        }
-        metadata: dict[str, Any] = {"to": prefix + ours, "account_sid": self.demo.account_sid, "num_segments": 1}
-        if channel is Channel.WHATSAPP:
-            form.update(ProfileName=p.name, WaId=p.phone.lstrip("+"), MessageType="image" if photos else "text")
-            metadata.update(profile_name=p.name, wa_id=p.phone.lstrip("+"))
-        else:
-            form["FromCountry"] = p.region.code
-        attachments = []
-        for n in range(photos):
-            url = f"{TWILIO_API}/Accounts/{self.demo.account_sid}/Messages/{sid}/Media/{self.sid('ME')}"
-            form[f"MediaUrl{n}"] = url
-            form[f"MediaContentType{n}"] = "image/jpeg"
-            attachments.append(
-                Attachment(filename=url.rsplit("/", 1)[1] + ".jpg", content_type="image/jpeg", size=0, url=url)
-            )
+        media = [self.sid("ME") for _ in range(photos)]
         self.plan(
-            ChannelEvent(
-                channel=channel,
-                external_id=sid,
-                occurred_at=self.t,
-                direction=Direction.INBOUND,
-                sender=Party(address=prefix + p.phone, name=p.name if prefix else "", kind=IdentityKind.PHONE),
-                recipients=(Party(address=prefix + ours, name=SHOP),),
-                text=text,
-                attachments=tuple(attachments),
-                metadata=metadata,
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-                delivery_status=DeliveryStatus.RECEIVED,
-            ),
+            _inbound_message(
+                channel,
+                self.demo.account_sid,
+                sid,
+                p.region.code,
+                p.region.our_number,
+                p.phone,
+                p.name,
+                text,
+                media,
+                self.t,
+            )
         )
 
     def message_out(self, channel: Channel, text: str, *, fails: bool = False) -> None:
@@ -244,67 +193,13 @@ class _Story:
         prefix = "whatsapp:" if channel is Channel.WHATSAPP else ""
         sid = self.sid("SM")
         ours, theirs = prefix + p.region.our_number, prefix + p.phone
-        # What Twilio's REST API answers when the message is created.
-        created = {
-            "sid": sid,
-            "account_sid": self.demo.account_sid,
-            "from": ours,
-            "to": theirs,
-            "body": text,
-            "status": "queued",
-            "direction": "outbound-api",
-            "num_segments": "1",
-            "api_version": "2010-04-01",
-            "date_created": format_datetime(self.t),
-        }
-        self.plan(
-            ChannelEvent(
-                channel=channel,
-                external_id=sid,
-                occurred_at=self.t,
-                direction=Direction.OUTBOUND,
-                sender=Party(address=ours, name=SHOP),
-                recipients=(Party(address=theirs, kind=IdentityKind.PHONE),),
-                text=text,
-                metadata={"agent": self.agent},
-                raw=json.dumps(created).encode(),
-                raw_content_type="application/json",
-                delivery_status=DeliveryStatus.QUEUED,
-            ),
-        )
+        self.plan(_outbound_message(channel, self.demo.account_sid, sid, ours, theirs, text, self.agent, self.t))
         final = ("undelivered",) if fails else (("delivered", "read") if prefix else ("delivered",))
         at = self.t
         for status in ("sent", *final):
             at += timedelta(seconds=self.rng.randint(1, 20 if status != "read" else 900))
-            self._message_status(channel, sid, status, at, ours, theirs)
-
-    def _message_status(self, channel: Channel, sid: str, status: str, at: datetime, ours: str, theirs: str) -> None:
-        form = {
-            "MessageSid": sid,
-            "MessageStatus": status,
-            "AccountSid": self.demo.account_sid,
-            "From": ours,
-            "To": theirs,
-            "ApiVersion": "2010-04-01",
-        }
-        error_code = error_message = None
-        if status == "undelivered":
-            error_code, error_message = "30003", "Unreachable destination handset"
-            form.update(ErrorCode=error_code)
-        self.plan(
-            InteractionUpdate(
-                channel=channel,
-                external_id=sid,
-                update_id=f"{sid}:{status}",
-                occurred_at=min(at, self.demo.now),
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-                status=status,
-                error_code=error_code,
-                error_message=error_message,
-            ),
-            at=min(at, self.demo.now),
-        )
+            reported = min(at, self.demo.now)
+            self.plan(_message_status(channel, self.demo.account_sid, sid, status, reported, ours, theirs), at=reported)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -316,53 +211,14 @@ class _Story:
         p = self.p
         ours = p.region.our_number
         if withheld:
-            caller_id = "anonymous"
             caller = Party(address=f"withheld:{sid}", kind=IdentityKind.WITHHELD)
         else:
             assert p.phone is not None
-            caller_id = p.phone
             caller = self._customer(Channel.VOICE)
-        form = {
-            "Called": ours,
-            "ToCountry": p.region.code,
-            "Direction": "inbound",
-            "CallSid": sid,
-            "To": ours,
-            "CallStatus": "ringing",
-            "From": caller_id,
-            "Caller": caller_id,
-            "AccountSid": self.demo.account_sid,
-            "ApiVersion": "2010-04-01",
-            "Timestamp": format_datetime(self.t),
-        }
-        metadata: dict[str, Any] = {
-            "call_status": "ringing",
-            "to": ours,
-            "caller_id": caller_id,
-            "account_sid": self.demo.account_sid,
-        }
-        if withheld:
-            metadata["withheld"] = True
-        elif caller.name:
-            form["CallerName"] = caller.name
-            metadata["caller_name"] = caller.name
-        self.plan(
-            ChannelEvent(
-                channel=Channel.VOICE,
-                external_id=sid,
-                occurred_at=self.t,
-                direction=Direction.INBOUND,
-                sender=caller,
-                recipients=(Party(address=ours, name=SHOP),),
-                kind=InteractionKind.CALL,
-                metadata=metadata,
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-            ),
-        )
+        self.plan(_inbound_call(self.demo.account_sid, sid, p.region.code, ours, caller, self.t))
         ended = self.t + timedelta(seconds=seconds + self.rng.randint(5, 25))
         status = CallStatus.COMPLETED if answered else CallStatus.NO_ANSWER
-        self._call_status(sid, status, seconds if answered else 0, ended, caller_id, ours)
+        self._call_status(sid, status, seconds if answered else 0, ended, _caller_id(caller), ours)
         self.t = ended
         return sid
 
@@ -374,61 +230,14 @@ class _Story:
         p = self.p
         assert p.phone is not None
         ours = p.region.our_number
-        form = {
-            "Called": p.phone,
-            "Direction": "outbound-api",
-            "CallSid": sid,
-            "To": p.phone,
-            "CallStatus": "initiated",
-            "From": ours,
-            "AccountSid": self.demo.account_sid,
-            "ApiVersion": "2010-04-01",
-            "Timestamp": format_datetime(self.t),
-        }
-        self.plan(
-            ChannelEvent(
-                channel=Channel.VOICE,
-                external_id=sid,
-                occurred_at=self.t,
-                direction=Direction.OUTBOUND,
-                sender=Party(address=ours, name=SHOP),
-                recipients=(Party(address=p.phone, kind=IdentityKind.PHONE),),
-                kind=InteractionKind.CALL,
-                metadata={"call_status": "queued", "to": p.phone, "agent": self.agent},
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-            ),
-        )
+        self.plan(_outbound_call(self.demo.account_sid, sid, ours, p.phone, self.agent, self.t))
         ended = self.t + timedelta(seconds=seconds + self.rng.randint(8, 30))
         self._call_status(sid, CallStatus.COMPLETED, seconds, ended, ours, p.phone)
         self.t = ended
 
     def _call_status(self, sid: str, status: CallStatus, seconds: int, at: datetime, caller: str, called: str) -> None:
         at = min(at, self.demo.now)
-        form = {
-            "CallSid": sid,
-            "CallStatus": status.value,
-            "CallDuration": str(seconds),
-            "From": caller,
-            "To": called,
-            "AccountSid": self.demo.account_sid,
-            "CallbackSource": "call-progress-events",
-            "ApiVersion": "2010-04-01",
-            "Timestamp": format_datetime(at),
-        }
-        self.plan(
-            InteractionUpdate(
-                channel=Channel.VOICE,
-                external_id=sid,
-                update_id=f"{sid}:{status.value}",
-                occurred_at=at,
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-                status=status.value,
-                duration_seconds=seconds,
-            ),
-            at=at,
-        )
+        self.plan(_call_status(self.demo.account_sid, sid, status, seconds, at, caller, called), at=at)
 
     def voicemail(self, transcript: str) -> None:
         """Nobody answered, so the caller left a message; Twilio transcribed it."""
@@ -439,69 +248,20 @@ class _Story:
             return
         assert self.p.phone is not None
         recording = self.sid("RE")
-        url = f"{TWILIO_API}/Accounts/{self.demo.account_sid}/Recordings/{recording}"
         at = start + timedelta(seconds=8)
-        form = {
-            "RecordingSid": recording,
-            "CallSid": sid,
-            "RecordingStatus": "completed",
-            "RecordingUrl": url,
-            "RecordingDuration": str(seconds - 6),
-            "RecordingSource": "RecordVerb",
-            "RecordingChannels": "1",
-            "AccountSid": self.demo.account_sid,
-            "RecordingStartTime": format_datetime(at),
-        }
-        self.plan(
-            InteractionUpdate(
-                channel=Channel.VOICE,
-                external_id=sid,
-                update_id=f"{recording}:completed",
-                occurred_at=at,
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-                kind=InteractionKind.VOICEMAIL,
-                attachments=(
-                    Attachment(filename=f"{recording}.mp3", content_type="audio/mpeg", size=0, url=url + ".mp3"),
-                ),
-                metadata={
-                    "recording": {
-                        "sid": recording,
-                        "status": "completed",
-                        "duration_seconds": seconds - 6,
-                        "source": "RecordVerb",
-                        "channels": "1",
-                    }
-                },
-            ),
-            at=at,
-        )
+        self.plan(_recording(self.demo.account_sid, sid, recording, seconds - 6, at), at=at)
         transcription = self.sid("TR")
         at = min(self.t + timedelta(seconds=self.rng.randint(30, 90)), self.demo.now)
-        form = {
-            "TranscriptionSid": transcription,
-            "TranscriptionStatus": "completed",
-            "TranscriptionText": transcript,
-            "TranscriptionType": "fast",
-            "RecordingSid": recording,
-            "RecordingUrl": url,
-            "CallSid": sid,
-            "AccountSid": self.demo.account_sid,
-            "From": self.p.phone,
-            "To": self.p.region.our_number,
-            "ApiVersion": "2010-04-01",
-        }
         self.plan(
-            InteractionUpdate(
-                channel=Channel.VOICE,
-                external_id=sid,
-                update_id=f"{transcription}:completed",
-                occurred_at=at,
-                raw=urlencode(form).encode(),
-                raw_content_type=FORM,
-                text_append=transcript,
-                kind=InteractionKind.VOICEMAIL,
-                metadata={"transcription": {"sid": transcription, "status": "completed", "recording_sid": recording}},
+            _transcription(
+                self.demo.account_sid,
+                sid,
+                recording,
+                transcription,
+                transcript,
+                self.p.phone,
+                self.p.region.our_number,
+                at,
             ),
             at=at,
         )
@@ -513,6 +273,11 @@ class _Story:
         session = self.token("chs_", 16)
         customer = self._customer(Channel.CHAT)
         agent = Party(address=f"agent:{self.agent.lower()}@{MAIL_HOST}", name=f"{self.agent} ({SHOP})")
+        visitor = {
+            "id": self.p.visitor_id or f"cv_{_ascii(self.p.name)}",
+            "name": self.p.name,
+            **({"email": self.p.email} if self.p.email else {}),
+        }
         for n, (who, text) in enumerate(lines):
             if n:
                 self.t += timedelta(seconds=self.rng.randint(25, 140))
@@ -520,38 +285,9 @@ class _Story:
                 return
             inbound = who == "c"
             message_id = self.token("chm_", 16)
-            frame = {
-                "type": "message",
-                "session_id": session,
-                "message_id": message_id,
-                "sent_at": self.t.isoformat().replace("+00:00", "Z"),
-                "author": "visitor" if inbound else "agent",
-                "visitor": {
-                    "id": self.p.visitor_id or f"cv_{_ascii(self.p.name)}",
-                    "name": self.p.name,
-                    **({"email": self.p.email} if self.p.email else {}),
-                },
-                "text": text,
-                "page_url": CHAT_PAGE + page,
-            }
-            if not inbound:
-                frame["agent"] = {"name": self.agent}
-            self.plan(
-                ChannelEvent(
-                    channel=Channel.CHAT,
-                    external_id=message_id,
-                    occurred_at=self.t,
-                    direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
-                    sender=customer if inbound else agent,
-                    recipients=(agent,) if inbound else (customer,),
-                    text=text,
-                    session=session,
-                    metadata={"page_url": CHAT_PAGE + page, **({} if inbound else {"agent": self.agent})},
-                    raw=json.dumps(frame, ensure_ascii=False).encode(),
-                    raw_content_type="application/json",
-                    delivery_status=DeliveryStatus.RECEIVED if inbound else DeliveryStatus.DELIVERED,
-                ),
-            )
+            sender, recipient = (customer, agent) if inbound else (agent, customer)
+            author = None if inbound else self.agent
+            self.plan(_chat_message(session, message_id, self.t, sender, recipient, visitor, author, text, page))
 
     # -- notes -------------------------------------------------------------------------
 
@@ -562,31 +298,7 @@ class _Story:
         p = self.p
         # A note is about the customer: the pipeline finds them by this address.
         about = self._customer(Channel.EMAIL) if p.email else self._customer(Channel.VOICE)
-        note_id = self.token("note_", 16)
-        self.plan(
-            ChannelEvent(
-                channel=Channel.OTHER,
-                external_id=note_id,
-                occurred_at=self.t,
-                direction=Direction.INTERNAL,
-                sender=about,
-                kind=InteractionKind.NOTE,
-                text=text,
-                metadata={"agent": self.agent},
-                raw=json.dumps(
-                    {
-                        "note": {
-                            "id": note_id,
-                            "customer": about.address,
-                            "agent": self.agent,
-                            "text": text,
-                            "at": self.t.isoformat(),
-                        }
-                    }
-                ).encode(),
-                raw_content_type="application/json",
-            ),
-        )
+        self.plan(_note(self.token("note_", 16), about, self.agent, text, self.t))
 
     # -- channel-neutral steps, for stories told on whichever channel fits --------------
 
