@@ -392,34 +392,18 @@ service imap-login {{
         return new
 
 
-def _started_dovecot(*, tls: TlsFiles | None = None, special_use: Mapping[str, str] | None = None) -> Dovecot:
-    server = Dovecot(tls=tls, special_use=special_use)
-    try:
-        server.start()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-        server.close()
-        require("dovecot", str(error))
-    return server
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    """A running, empty Dovecot for one test (it starts in milliseconds)."""
-    server = _started_dovecot()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture
 def start_dovecot() -> Iterator[Callable[..., Dovecot]]:
     """Starts Dovecots configured for one test (``tls``, ``special_use``); all are stopped afterwards."""
     servers: list[Dovecot] = []
 
     def start(*, tls: TlsFiles | None = None, special_use: Mapping[str, str] | None = None) -> Dovecot:
-        server = _started_dovecot(tls=tls, special_use=special_use)
+        server = Dovecot(tls=tls, special_use=special_use)
         servers.append(server)
+        try:
+            server.start()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+            require("dovecot", str(error))
         return server
 
     try:
@@ -427,3 +411,9 @@ def start_dovecot() -> Iterator[Callable[..., Dovecot]]:
     finally:
         for server in servers:
             server.close()
+
+
+@pytest.fixture
+def dovecot(start_dovecot: Callable[..., Dovecot]) -> Dovecot:
+    """A running, empty Dovecot for one test (it starts in milliseconds)."""
+    return start_dovecot()

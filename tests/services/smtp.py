@@ -213,31 +213,6 @@ class SmtpServer:
             return list(self._handler.messages)
 
 
-def _started_smtp_server(
-    *,
-    tls: SmtpTls | None = None,
-    tls_files: TlsFiles | None = None,
-    login: tuple[str, str] | None = None,
-    smtputf8: bool = True,
-) -> SmtpServer:
-    server = SmtpServer(tls=tls, tls_files=tls_files, login=login, smtputf8=smtputf8)
-    try:
-        server.start()
-    except (RuntimeError, OSError, TimeoutError) as error:
-        require("smtp", f"aiosmtpd could not start: {error}")
-    return server
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A recording SMTP server for one test (it starts in milliseconds)."""
-    server = _started_smtp_server()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     """Starts SMTP servers for one test (``tls``, ``tls_files``, ``login``, ``smtputf8``); all stopped afterwards."""
@@ -250,8 +225,12 @@ def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
         login: tuple[str, str] | None = None,
         smtputf8: bool = True,
     ) -> SmtpServer:
-        server = _started_smtp_server(tls=tls, tls_files=tls_files, login=login, smtputf8=smtputf8)
+        server = SmtpServer(tls=tls, tls_files=tls_files, login=login, smtputf8=smtputf8)
         servers.append(server)
+        try:
+            server.start()
+        except (RuntimeError, OSError, TimeoutError) as error:
+            require("smtp", f"aiosmtpd could not start: {error}")
         return server
 
     try:
@@ -259,3 +238,9 @@ def start_smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def smtp_server(start_smtp_server: Callable[..., SmtpServer]) -> SmtpServer:
+    """A recording SMTP server for one test (it starts in milliseconds)."""
+    return start_smtp_server()
