@@ -34,9 +34,8 @@ pytest_plugins = ["tests.services"]
 AppFactory = Callable[..., Flask]
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "corridor.db"
+def migrated_sqlite(path: Path) -> Path:
+    """A new SQLite file at ``path`` with the real migrated schema, to copy empty databases from."""
     database = Database(f"sqlite:///{path}")
     upgrade(database)
     database.dispose()
@@ -45,6 +44,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite(tmp_path_factory.mktemp("template") / "corridor.db")
 
 
 @pytest.fixture(scope="session")
