@@ -9,13 +9,9 @@ One browser serves the whole module; each test gets a fresh page.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect
 
@@ -27,26 +23,6 @@ from tests.hub.events import post_event
 
 SCREENSHOT = Path("/tmp/corridor-timeline.png")
 LIST_SCREENSHOT = Path("/tmp/corridor-customers.png")
-
-
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app served by waitress on a free loopback port; yields its base URL."""
-    from waitress import create_server
-
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        # Stop accepting, then close the connections the browser kept alive,
-        # so the server loop (which runs while it has sockets) returns.
-        server.close()
-        for channel in list(server._map.values()):
-            channel.close()
-        server.task_dispatcher.shutdown()
-        thread.join(timeout=10)
 
 
 def _log_in(page: Page, base: str, target: str) -> None:
