@@ -67,7 +67,7 @@ from connectors.email.parse.structure import (
     _raw_header_by_pattern,
     _split_header_block,
 )
-from hub.events import Channel, ChannelEvent, DeliveryStatus, Direction, IdentityKind, JSONValue, Party
+from hub.contract import Channel, ChannelEvent, DeliveryStatus, Direction, IdentityKind, JSONValue, Party
 
 RAW_CONTENT_TYPE = "message/rfc822"
 

@@ -19,7 +19,7 @@ from connectors.email.parse.charsets import (
     _repair_surrogates,
 )
 from connectors.email.parse.structure import _raw_header
-from hub.events import IdentityKind, Party
+from hub.contract import IdentityKind, Party
 
 _ADDRESS_BREAKER = re.compile(r"[\s<>]")
 

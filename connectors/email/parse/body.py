@@ -11,8 +11,7 @@ from email.message import Message
 from connectors.email.parse.charsets import _clean_line, _clean_text, _decode_text, _decode_words, _repair_surrogates
 from connectors.email.parse.headers import _ids_in
 from connectors.email.parse.structure import _children, _content_type, _param, _part_bytes, _raw_header
-from hub.events import Attachment
-from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
+from hub.contract import Attachment, UnsanitisableHtml, html_to_text, sanitise_html
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 _PATH_SEPARATOR = re.compile(r"[\\/]")

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 
 from connectors.email.parse.charsets import _clean_line, _decode_words, _repair_surrogates
 from connectors.email.parse.structure import _raw_header, _raw_header_by_pattern
-from hub.events import FUTURE_TOLERANCE
+from hub.contract import FUTURE_TOLERANCE
 
 _LIST_SEPARATOR = re.compile(r"[\s,]+")
 _UNKNOWN_ZONE = re.compile(r"-0000\s*(\(.*\))?$")

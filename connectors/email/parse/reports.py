@@ -19,7 +19,7 @@ from connectors.email.parse.structure import (
     _raw_header_by_pattern,
     _walk,
 )
-from hub.events import Channel, DeliveryStatus, InteractionUpdate, Party
+from hub.contract import Channel, DeliveryStatus, InteractionUpdate, Party
 
 _DELAY_WARNING = re.compile(r"\b(delay(ed)?|warning)\b", re.IGNORECASE)
 _PARAGRAPH_BREAK_CRLF = re.compile(r"\r?\n\s*\r?\n")
