@@ -45,6 +45,7 @@ from connectors.email.parse.charsets import (
     _clean_text,
     _decode_text,
     _decode_words,
+    _note_unstorable,
     _repair_surrogates,
     _sniff,
 )
@@ -91,14 +92,19 @@ def parse_message(raw: bytes, *, received_at: datetime, mailbox_address: str) ->
 
     Never raises for a message it cannot fully understand: it degrades and lists
     what it recovered in ``defects``. Raises :class:`ValueError` only for input
-    that is empty or does not start with a header field, i.e. is not an email.
+    that is empty or has no header block at its start (after at most a few
+    lines that are not headers, such as a forwarding tool's separator), i.e. is
+    not an email.
     """
     if not isinstance(raw, bytes | bytearray):
         raise TypeError(f"raw must be bytes, not {type(raw).__name__}")
     raw = bytes(raw)
-    start = _message_start(raw)
+    start, before_headers = _message_start(raw)
     received = _as_utc(received_at)
     defects: list[str] = []
+    if before_headers:
+        first_line = _clean_line(_sniff(before_headers.splitlines()[0])[0])
+        defects.append(f"the message starts with {first_line[:80]!r}, not a header; read from the headers after it")
     try:
         return _read_message(raw, raw[start:], received, mailbox_address, defects)
     except Exception as exc:  # the last line of defence: a parser bug must not lose mail
@@ -122,10 +128,23 @@ def parse_message(raw: bytes, *, received_at: datetime, mailbox_address: str) ->
 
 
 _HEADER_START = re.compile(rb"(?:From [^\n]*\n)?[!-9;-~]+[ \t]*:")
+#: Lines a forwarding or export tool may write above the headers
+#: ("---- Original email message ----"); more than this is not a mail.
+_MAX_LINES_BEFORE_HEADERS = 3
+# A header block worth recovering names at least one of these: "Note: call me"
+# under a line of text is text, not a header.
+_MESSAGE_HEADER = re.compile(
+    rb"^(?:From|To|Cc|Subject|Date|Message-ID|Received|Return-Path|MIME-Version)[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
 
 
-def _message_start(raw: bytes) -> int:
-    """Offset of the first header line; ValueError if there is none."""
+def _message_start(raw: bytes) -> tuple[int, bytes]:
+    """Offset of the first header line, and the lines before it; ValueError if there is none.
+
+    Mail clients show a message whose headers follow a line or two that are
+    not headers, so those lines are skipped (the caller notes them as a defect)
+    when a real header block follows.
+    """
     start = 0
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM some export tools prepend
         start = 3
@@ -133,9 +152,17 @@ def _message_start(raw: bytes) -> int:
         start += 1
     if start == len(raw):
         raise ValueError("not an email message: the input is empty")
-    if not _HEADER_START.match(raw, start):
-        raise ValueError("not an email message: it does not start with a header field")
-    return start
+    position = start
+    for _ in range(_MAX_LINES_BEFORE_HEADERS + 1):
+        if _HEADER_START.match(raw, position):
+            if position == start or _MESSAGE_HEADER.search(_split_header_block(raw[position:])[0]):
+                return position, raw[start:position]
+            break
+        line_end = raw.find(b"\n", position)
+        if line_end == -1:
+            break
+        position = line_end + 1
+    raise ValueError("not an email message: it does not start with a header field")
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -164,7 +191,9 @@ def _read_message(
 
     body = _Body()
     _collect_body(msg, body, defects)
-    plain = _clean_text("\n\n".join(part for part in body.plain if part.strip()))
+    plain = "\n\n".join(part for part in body.plain if part.strip())
+    _note_unstorable(plain, "body", defects)
+    plain = _clean_text(plain)
     raw_html = "\n".join(body.html)
     text = plain if plain.strip() else _html_to_text(raw_html, drop_quotes=False, defects=defects)
     reply_text = _reply_text(text, plain, raw_html, defects)

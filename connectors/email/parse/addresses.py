@@ -105,6 +105,18 @@ def _parties(msg: Message, name: str, defects: list[str]) -> list[Party]:
         return []
 
 
+# An address standing alone among words: "Big Bug bb@bug.com".
+_BARE_ADDRESS = re.compile(r"(?<![^\s,;])[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+\.[^\s<>()\[\],;:\"@]+(?![^\s,;])")
+
+
+def _bare_address(value: str) -> tuple[str, str] | None:
+    """(name, address) of a header that names someone without angle brackets around the address."""
+    match = _BARE_ADDRESS.search(value)
+    if match is None or not _usable(match.group()):
+        return None
+    return (value[: match.start()] + value[match.end() :]).strip(" \t,;\"'"), match.group()
+
+
 def _read_parties(msg: Message, name: str, defects: list[str]) -> list[Party]:
     raw_value = _raw_header(msg, name)
     if raw_value is None or not raw_value.strip():
@@ -131,6 +143,11 @@ def _read_parties(msg: Message, name: str, defects: list[str]) -> list[Party]:
         if any(_usable(address) for _, address in lenient):
             defects.append(f"{name} header is malformed; addresses recovered leniently")
             found = lenient
+    if not any(_usable(address) for _, address in found):
+        bare = _bare_address(_decode_words(raw_value, name, defects))
+        if bare is not None:
+            defects.append(f"{name}: an address without angle brackets; the words around it read as the name")
+            found = [bare]
     parties: list[Party] = []
     seen: set[str] = set()
     for display_name, address in found:

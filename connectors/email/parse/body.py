@@ -6,11 +6,21 @@ import mimetypes
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from email import policy
 from email.message import Message
+from email.parser import BytesParser
 
-from connectors.email.parse.charsets import _clean_line, _clean_text, _decode_text, _decode_words, _repair_surrogates
+from connectors.email.parse.charsets import (
+    _clean_line,
+    _clean_text,
+    _decode_text,
+    _decode_words,
+    _has_surrogates,
+    _note_unstorable,
+    _repair_surrogates,
+)
 from connectors.email.parse.headers import _ids_in
-from connectors.email.parse.structure import _children, _content_type, _param, _part_bytes, _raw_header
+from connectors.email.parse.structure import _children, _content_type, _param, _Part, _part_bytes, _raw_header
 from hub.contract import Attachment, UnsanitisableHtml, html_to_text, sanitise_html
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.IGNORECASE)
@@ -83,6 +93,11 @@ def _collect_body(part: Message, body: _Body, defects: list[str], depth: int = 0
                 _collect_body(child, body, defects, depth + 1)
         return
     if maintype == "multipart":
+        repaired = _with_the_boundary_used(part, ctype, defects) if depth <= 50 else None
+        if repaired is not None:
+            defects.append(f"{ctype}: the parts use another boundary than the one declared; read with theirs")
+            _collect_body(repaired, body, defects, depth + 1)
+            return
         # A multipart without a usable boundary: Python leaves the body as one
         # string. Showing it as text beats hiding the customer's words.
         defects.append(f"{ctype} without usable parts; its body is shown as text")
@@ -96,6 +111,25 @@ def _collect_body(part: Message, body: _Body, defects: list[str], depth: int = 0
             body.html.append(_part_text(part, defects))
         return
     body.attachments.append(_attachment(part, defects))
+
+
+# A delimiter line followed by a part's first header: "--b1_4f2a\r\nContent-Type: ...".
+_DELIMITER = re.compile(rb"^--([ -~]{1,70}?)[ \t]*\r?\n[!-9;-~]+[ \t]*:", re.MULTILINE)
+
+
+def _with_the_boundary_used(part: Message, ctype: str, defects: list[str]) -> Message | None:
+    """The multipart parsed again with the boundary its parts really use, or None.
+
+    Some mailers declare one boundary and write another (a template's, or one
+    rewritten by a gateway). Python then finds no parts and leaves the raw
+    MIME, base64 and all, where the text should be.
+    """
+    found = _DELIMITER.search(_part_bytes(part, defects))
+    if found is None or found.group(1) == (_param(part, "boundary") or "").encode("ascii", "replace"):
+        return None
+    header = f"Content-Type: {ctype}; boundary=".encode() + b'"' + found.group(1).replace(b'"', b"") + b'"\r\n\r\n'
+    reparsed = BytesParser(_Part, policy=policy.compat32).parsebytes(header + _part_bytes(part, []))
+    return reparsed if reparsed.is_multipart() and _children(reparsed) else None
 
 
 def _collect_alternative(children: list[Message], body: _Body, defects: list[str], depth: int) -> None:
@@ -141,9 +175,11 @@ def _attachment(part: Message, defects: list[str]) -> _Found:
         filename = part.get_filename() or ""
     except Exception:  # an unreadable filename gets a generated one
         defects.append(f"{ctype} attachment: filename unreadable; a name was generated")
-    filename = _safe_filename(
-        _repair_surrogates(_decode_words(filename, "attachment filename", defects), "attachment filename", defects)
-    )
+    if "\ufffd" in filename:
+        filename = _raw_filename(part) or filename
+    where = "attachment filename"
+    filename = _repair_surrogates(_decode_words(filename, where, defects), where, defects)
+    filename = _safe_filename(filename)
     content_id_header = _raw_header(part, "Content-ID")
     content_ids = _ids_in(content_id_header or "")
     content_id = (
@@ -164,6 +200,26 @@ def _attachment(part: Message, defects: list[str]) -> _Found:
         # refers to (multipart/related); with one, the sender said which it is.
         inline=disposition == "inline" or (disposition is None and content_id is not None),
     )
+
+
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_RAW_PARAMETERS = {
+    name: re.compile(rf"(?:^|;)[ \t]*{name}[ \t]*=[ \t]*(?:\"((?:[^\"\\]|\\.)*)\"|([^;\s]+))", re.IGNORECASE)
+    for name in ("filename", "name")
+}
+
+
+def _raw_filename(part: Message) -> str | None:
+    """The file name as the sender wrote it, 8-bit bytes kept, for the charset fallbacks to read.
+
+    The stdlib reads a file name in raw 8-bit bytes (UTF-8 from most clients)
+    as replacement characters ("ci��le.txt"); the raw header still holds them.
+    """
+    for header, parameter in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+        match = _RAW_PARAMETERS[parameter].search(_raw_header(part, header) or "")
+        if match is not None and _has_surrogates(match.group()):
+            return _QUOTED_PAIR.sub(r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
+    return None
 
 
 def _safe_filename(name: str) -> str:
@@ -209,6 +265,7 @@ def _named_attachments(found: Iterable[_Found]) -> Iterator[Attachment]:
 # Gmail, Apple Mail and Thunderbird (blockquote type=cite), Yahoo.
 def _sanitise_html(html: str, defects: list[str]) -> str:
     """HTML safe for an agent's browser; dropped (with a defect) when it cannot be made so."""
+    _note_unstorable(html, "HTML", defects)
     try:
         return sanitise_html(_clean_text(html))
     except UnsanitisableHtml as exc:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from collections.abc import Iterable
+
+import charset_normalizer
 
 _WHITESPACE = re.compile(r"\s+")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
@@ -80,6 +83,40 @@ def _codec(label: str) -> str | None:
             continue
         return None if name in _NOT_CHARSETS else name
     return None
+
+
+# Charsets undeclared 8-bit header text is detected among: the ones whose text
+# comes in runs of high bytes (East Asian multi-byte, Cyrillic, Greek, Hebrew,
+# Arabic, Thai). Latin text has its high bytes alone between letters ("café")
+# and stays with the Windows-1252 fallback.
+_DETECTABLE = ["gb18030", "big5", "cp932", "euc_jp", "cp949", "cp1251", "koi8_r", "cp1253", "cp1255", "cp1256", "cp874"]
+_HIGH_BYTES = re.compile(rb"[\x80-\xff]+")
+_LATIN_CODECS = {"ascii", "utf-8", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
+
+
+def _header_charset(data: bytes, declared: Iterable[str]) -> tuple[str, str] | None:
+    """(codec, how it was found) for header bytes in no declared charset that are not UTF-8.
+
+    The message's own charset comes first (a mailer writes raw headers in the
+    charset of its body), then detection, for text that is not Latin.
+    """
+    for label in declared:
+        codec = _CHARSET_MISSPELLINGS.get(label.lower()) or _codec(label.lower())
+        if codec is None or codec in _LATIN_CODECS:
+            continue
+        codec = _SUPERSETS.get(codec, codec)
+        try:
+            data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        return codec, "the charset the message declares"
+    runs = _HIGH_BYTES.findall(data)
+    if sum(len(run) for run in runs if len(run) > 1) < 0.75 * sum(len(run) for run in runs):
+        return None
+    best = charset_normalizer.from_bytes(data, cp_isolation=_DETECTABLE).best()
+    if best is None:
+        return None
+    return _SUPERSETS.get(best.encoding, best.encoding), "detected"
 
 
 def _sniff(data: bytes) -> tuple[str, str]:
@@ -207,6 +244,7 @@ def _repair_surrogates(value: str, where: str, defects: list[str]) -> str:
     is left untouched.
     """
     if not _has_surrogates(value):
+        _note_unstorable(value, where, defects)
         return value
 
     def decode_run(match: re.Match[str]) -> str:
@@ -217,7 +255,17 @@ def _repair_surrogates(value: str, where: str, defects: list[str]) -> str:
         return text
 
     repaired = _SURROGATES.sub(decode_run, value)
+    _note_unstorable(repaired, where, defects)
     return _LONE_SURROGATES.sub("\ufffd", repaired)
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _note_unstorable(value: str, where: str, defects: list[str]) -> None:
+    """Flag ``where`` when it holds what no database stores (NUL, unpaired surrogates), which the cleaners replace."""
+    if _UNSTORABLE.search(value):
+        defects.append(f"{where}: NUL or unpaired surrogate characters removed")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")

@@ -28,6 +28,7 @@ def _message_id(msg: Message, header_block: bytes, raw: bytes, defects: list[str
         value = _raw_header_by_pattern(header_block, "Message-ID")
         if value is not None:
             defects.append("Message-ID recovered by pattern from the raw headers")
+    _repair_surrogates(value or "", "Message-ID", defects)  # for its defects: the ids are cleaned below
     ids = _ids_in(value or "")
     if not ids:
         if value and value.strip():
@@ -53,6 +54,7 @@ def _ids_from_header(msg: Message, header_block: bytes, name: str, defects: list
         if value is None:
             return []
         defects.append(f"{name} recovered by pattern from the raw headers")
+    _repair_surrogates(value, name, defects)  # for its defects: the ids are cleaned below
     return _ids_in(value)
 
 

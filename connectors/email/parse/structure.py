@@ -17,7 +17,7 @@ from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 from typing import Any
 
-from connectors.email.parse.charsets import _WHITESPACE
+from connectors.email.parse.charsets import _WHITESPACE, _header_charset
 
 _CAMEL_CASE_GAP = re.compile(r"(?<!^)(?=[A-Z])")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -71,7 +71,8 @@ def _parse_mime(source: bytes, defects: list[str]) -> tuple[Message, bytes]:
         defects.append(f"{renamed} header name(s) with blanks before the colon read as headers")
     if orphans:
         defects.append(f"{len(orphans)} header line(s) without a name joined to the header above (broken folding)")
-    if renamed or orphans:
+    transcoded = _transcode_8bit_headers(lines, header_block + body[:_CHARSET_SEARCH_LIMIT], defects)
+    if renamed or orphans or transcoded:
         header_block = b"".join(lines)
         source = header_block + separator + body
     # The structure is parsed with compat32: it is ten times faster than the
@@ -81,6 +82,46 @@ def _parse_mime(source: bytes, defects: list[str]) -> tuple[Message, bytes]:
     # addresses (_policy_header) and our charset fallbacks for everything else.
     msg = BytesParser(_Part, policy=policy.compat32).parsebytes(source)
     return msg, header_block
+
+
+_DECLARED_CHARSET = re.compile(rb"charset\s*=\s*[\"']?([A-Za-z0-9._:+-]+)", re.IGNORECASE)
+#: How much of a message is searched for the charsets it declares.
+_CHARSET_SEARCH_LIMIT = 65536
+
+
+def _transcode_8bit_headers(lines: list[bytes], declaring: bytes, defects: list[str]) -> bool:
+    """Rewrite header lines of raw 8-bit text in no declared charset as UTF-8; whether any was.
+
+    Python keeps such bytes as surrogate escapes, and the readers below take
+    them for UTF-8 or else Windows-1252: right for Latin text, mojibake for
+    GB2312 or Shift_JIS ("×ª·¢" for "转发"). Their charset is the one the
+    message declares for its text, or else a detected one; both are worked
+    out over all such lines at once, which is far more reliable than one
+    header at a time.
+    """
+    foreign = [i for i, line in enumerate(lines) if not line.isascii() and not _is_utf8(line)]
+    if not foreign:
+        return False
+    declared = dict.fromkeys(m.group(1).decode("ascii") for m in _DECLARED_CHARSET.finditer(declaring))
+    found = _header_charset(b"\n".join(lines[i] for i in foreign), declared)
+    if found is None:
+        return False
+    codec, how = found
+    for i in foreign:
+        try:
+            lines[i] = lines[i].decode(codec).encode("utf-8")
+        except UnicodeDecodeError:
+            continue  # left to the readers' fallbacks
+    defects.append(f"headers: undeclared 8-bit text read as {codec} ({how})")
+    return True
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _Part(Message):
