@@ -261,8 +261,6 @@ def _named_attachments(found: Iterable[_Found]) -> Iterator[Attachment]:
 # -- HTML -----------------------------------------------------------------------
 
 
-# Elements that hold the quoted history in replies written by the big clients:
-# Gmail, Apple Mail and Thunderbird (blockquote type=cite), Yahoo.
 def _sanitise_html(html: str, defects: list[str]) -> str:
     """HTML safe for an agent's browser; dropped (with a defect) when it cannot be made so."""
     _note_unstorable(html, "HTML", defects)
