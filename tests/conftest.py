@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,8 @@ pytest_plugins = ["tests.services"]
 AppFactory = Callable[..., Flask]
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "corridor.db"
+def migrated_sqlite(path: Path) -> Path:
+    """A new SQLite file at ``path`` with the real migrated schema, to copy empty databases from."""
     database = Database(f"sqlite:///{path}")
     upgrade(database)
     database.dispose()
@@ -45,6 +45,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite(tmp_path_factory.mktemp("template") / "corridor.db")
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +113,26 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
 @pytest.fixture
 def app(make_app: AppFactory) -> Flask:
     return make_app()
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The app served by waitress on a free loopback port, as ``corridor run`` serves it; yields its base URL."""
+    from waitress import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        # Stop accepting, then close the connections clients (a browser) kept alive,
+        # so the server loop (which runs while it has sockets) returns.
+        server.close()
+        for channel in list(server._map.values()):
+            channel.close()
+        server.task_dispatcher.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

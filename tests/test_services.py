@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import smtplib
+import urllib.error
+import urllib.request
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +18,9 @@ from tests.services import fresh_postgres_database, port_is_open, require
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from osmem_server import OsmemServer
+    from playwright.sync_api import Page
 
     from tests.services import Dovecot, SmtpServer, TlsFiles
 
@@ -196,3 +202,36 @@ def test_tls_smtp_refuses_mail_before_starttls_and_records_tls_and_login(
 
     (received,) = server.wait_for(1)
     assert (received.tls, received.login) == (True, "alice")
+
+
+def _search(url: str, method: str, path: str, body: object = None) -> Any:
+    """One JSON request to the search engine, as a client library would send it."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_search_engine_finds_what_was_indexed_and_each_test_gets_an_empty_cluster(
+    search_engine: OsmemServer, search_engine_url: str
+) -> None:
+    _search(search_engine_url, "PUT", "/interactions", {"mappings": {"properties": {"text": {"type": "text"}}}})
+    _search(search_engine_url, "PUT", "/interactions/_doc/1?refresh=true", {"text": "Where is my parcel?"})
+
+    found = _search(search_engine_url, "POST", "/interactions/_search", {"query": {"match": {"text": "parcel"}}})
+
+    assert [hit["_id"] for hit in found["hits"]["hits"]] == ["1"]
+    other = search_engine.clone()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            _search(other.url, "GET", "/interactions")
+        assert missing.value.code == 404
+        missing.value.close()
+    finally:
+        other.close()
+
+
+def test_chromium_renders_a_page(page: Page) -> None:
+    page.set_content("<p id=greeting>Hello from Corridor</p>")
+
+    assert page.inner_text("#greeting") == "Hello from Corridor"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub.registry import Registry
+    from hub.contract import Registry
 
 
 def init_connector(registry: Registry) -> None:
@@ -37,8 +37,7 @@ def init_connector(registry: Registry) -> None:
     from connectors.email.sender import SmtpSender
     from connectors.email.sent import SentCopies
     from connectors.email.settings import EmailSettings
-    from hub.config import SettingsError
-    from hub.events import Channel
+    from hub.contract import Channel, SettingsError
 
     settings = registry.settings.section("email", EmailSettings)
     mailboxes = settings.mailbox_settings()

@@ -28,8 +28,7 @@ from connectors.email.intake import (
     sync_once,
 )
 from connectors.email.settings import EmailSettings, MailboxSettings
-from hub.db import Database
-from hub.state import all_state
+from hub.contract import Database, all_state
 
 
 class _ProgressDisplay:

@@ -24,7 +24,7 @@ from typing import Literal
 from imapclient import IMAPClient
 
 from connectors.email.settings import MailboxSettings
-from hub.config import SettingsError
+from hub.contract import SettingsError
 
 Service = Literal["imap", "smtp"]
 

@@ -56,10 +56,7 @@ from connectors.email.connection import open_imap
 from connectors.email.parse import RAW_CONTENT_TYPE, SYNTHETIC_ID_DOMAIN, parse_message
 from connectors.email.pool import Parsed, ParseJob, default_processes, parse_each, prepare, shared, shutdown
 from connectors.email.settings import EmailSettings, MailboxSettings
-from hub.db import Database
-from hub.events import ChannelEvent
-from hub.ingest import IngestResult, ingest_many, record_unparseable
-from hub.state import load_state, save_state
+from hub.contract import ChannelEvent, Database, IngestResult, ingest_many, load_state, record_unparseable, save_state
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.email.settings import MAX_PARSE_PROCESSES
-from hub.events import ChannelEvent
+from hub.contract import ChannelEvent
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,7 @@ from connectors.email.connection import MailboxTlsError, open_smtp
 from connectors.email.parse import SYNTHETIC_ID_DOMAIN
 from connectors.email.sent import SentCopies
 from connectors.email.settings import MailboxSettings
-from hub.events import Channel
-from hub.outbound import OutboundMessage, SendError, SendResult
+from hub.contract import Channel, OutboundMessage, SendError, SendResult
 
 #: Seconds an SMTP conversation may stall before the attempt counts as failed
 #: (and is retried): replies are sent from the agent's request.

@@ -40,10 +40,17 @@ from sqlalchemy.orm import Session
 from connectors.email.connection import open_imap
 from connectors.email.intake import disconnect
 from connectors.email.settings import MailboxSettings
-from hub.db import Database
-from hub.events import Channel, InteractionUpdate, JSONValue
-from hub.ingest import ingest
-from hub.state import all_state, delete_state, replace_state, save_state
+from hub.contract import (
+    Channel,
+    Database,
+    InteractionUpdate,
+    JSONValue,
+    all_state,
+    delete_state,
+    ingest,
+    replace_state,
+    save_state,
+)
 
 log = logging.getLogger(__name__)
 

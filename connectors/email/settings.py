@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from hub.config import SettingsError, read_secret
+from hub.contract import SettingsError, read_secret
 
 TLS_MODES = ("ssl", "starttls", "none")
 _IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}

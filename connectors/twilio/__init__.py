@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from twilio.http import HttpClient
 
-    from hub.registry import Registry
+    from hub.contract import Registry
 
 #: Seconds a reply's request to Twilio's REST API may take. Replies are sent
 #: from the agent's request (and retried by the worker), so a hung connection
@@ -55,8 +55,7 @@ def init_connector(registry: Registry) -> None:
     from connectors.twilio.settings import TwilioSettings
     from connectors.twilio.simulate import twilio_commands
     from connectors.twilio.webhooks import WEBHOOKS, build_blueprint, replay_parser
-    from hub.config import AppSettings
-    from hub.events import Channel
+    from hub.contract import AppSettings, Channel
 
     settings = registry.settings.section("twilio", TwilioSettings)
     public_base_url = registry.settings.section("app", AppSettings).public_base_url

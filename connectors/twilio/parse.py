@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, overload
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from hub.events import (
+from hub.contract import (
     Attachment,
     CallStatus,
     Channel,

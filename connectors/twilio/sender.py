@@ -20,9 +20,7 @@ from twilio.rest import Client
 from connectors.twilio import urls
 from connectors.twilio.parse import MESSAGE_STATUSES, WHATSAPP_PREFIX
 from connectors.twilio.settings import TwilioSettings
-from hub.config import SettingsError
-from hub.events import Channel, DeliveryStatus
-from hub.outbound import OutboundMessage, SendError, SendResult
+from hub.contract import Channel, DeliveryStatus, OutboundMessage, SendError, SendResult, SettingsError
 
 _SENDABLE = (Channel.SMS, Channel.WHATSAPP)
 # HTTP statuses in the 4xx range that a later retry can still get past: an auth

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.config import SettingsError, read_secret
-from hub.events import Channel
+from hub.contract import Channel, SettingsError, read_secret
 
 #: The channels a Twilio number can serve. MMS travels on the SMS channel.
 NUMBER_CHANNELS = frozenset({Channel.SMS, Channel.VOICE, Channel.WHATSAPP})

@@ -28,7 +28,7 @@ from connectors.twilio import urls
 from connectors.twilio.parse import FORM_CONTENT_TYPE, WHATSAPP_PREFIX
 from connectors.twilio.settings import TwilioSettings
 from connectors.twilio.signature import SIGNATURE_HEADER
-from hub.events import Channel
+from hub.contract import Channel
 
 API_VERSION = "2010-04-01"
 TWILIO_API = f"https://api.twilio.com/{API_VERSION}"

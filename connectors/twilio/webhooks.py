@@ -52,10 +52,7 @@ from connectors.twilio.parse import (
 )
 from connectors.twilio.settings import TwilioSettings
 from connectors.twilio.signature import SIGNATURE_HEADER, public_url, verify
-from hub.db import Database
-from hub.events import Ingestible
-from hub.ingest import receive, record_unparseable
-from hub.registry import Parser
+from hub.contract import Database, Ingestible, Parser, receive, record_unparseable
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sqlite3
 import subprocess
 import sys
@@ -60,7 +59,7 @@ from tests.bench.common import (
 )
 from tests.bench.httpserve import THREADS, bare_app
 from tests.bench.loadgen import write_requests
-from tests.bench.webhook import CONNECTIONS, ROUNDS, Server, listening, settle
+from tests.bench.webhook import CONNECTIONS, ROUNDS, Server, listening, run_loadgen, settle
 from tests.bench.workload import people
 
 TARGET_RATIO = 0.50
@@ -191,22 +190,8 @@ def render(count: int, tag: str, path: str) -> list[bytes]:
 
 
 def _run_load(server: Server, requests_file: Path, sizes: Sizes, expect: int, cycle: bool) -> dict[str, Any]:
-    command = [
-        sys.executable, "-m", "tests.bench.loadgen", "--port", str(server.port), "--connections", str(CONNECTIONS),
-        "--requests", str(requests_file), "--seconds", str(sizes.http_seconds), "--expect", str(expect),
-        "--warmup", str(WARMUP_SECONDS), "--max-requests", str(10**9),
-    ]  # fmt: skip
-    if cycle:
-        command.append("--cycle")
-    cpu_before, worker_before = server.cpu_seconds(), server.worker_cpu_seconds()
-    completed = subprocess.run(
-        command, capture_output=True, text=True, check=True, timeout=sizes.http_seconds + 120, cwd=Path.cwd()
-    )
-    report: dict[str, Any] = json.loads(completed.stdout)
-    loaded = report["seconds"] + WARMUP_SECONDS + 0.2
-    report["server_cpu"] = (server.cpu_seconds() - cpu_before) / loaded
-    report["worker_cpu"] = (server.worker_cpu_seconds() - worker_before) / loaded
-    return report
+    args = ["--requests", str(requests_file), "--expect", str(expect), "--max-requests", str(10**9)]
+    return run_loadgen(server, sizes, *args, *(["--cycle"] if cycle else []), warmup=WARMUP_SECONDS)
 
 
 # --- the benchmark ----------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from hub.customers import add_identity
 from hub.db import Database
 from hub.events import IdentityKind
 from hub.journal import received_backlog
-from hub.migrate import upgrade
 from hub.models import Customer
 from hub.runtime import Runtime
 from tests.bench.workload import Person
+from tests.conftest import migrated_sqlite
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,7 @@ class Workspace:
 
     def template(self) -> Path:
         if self._template is None:
-            path = self.root / "template.db"
-            database = Database(f"sqlite:///{path}")
-            upgrade(database)
-            database.dispose()
-            # Fold the WAL into the file so that a copy of the file is complete.
-            connection = sqlite3.connect(path)
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            connection.close()
-            self._template = path
+            self._template = migrated_sqlite(self.root / "template.db")
         return self._template
 
     def fresh_db(self, name: str) -> Path:

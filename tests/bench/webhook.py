@@ -117,23 +117,30 @@ def settle(server: Server, report: dict[str, Any], db: Path | None) -> dict[str,
     return report
 
 
-def _load(server: Server, sizes: Sizes, token: str, tag: str) -> dict[str, Any]:
+def run_loadgen(server: Server, sizes: Sizes, *args: str, warmup: float = 1.0) -> dict[str, Any]:
+    """The load generator's report on ``server`` (run in its own process, with ``args``), with the server's CPU."""
     command = [
         sys.executable, "-m", "tests.bench.loadgen", "--port", str(server.port), "--connections", str(CONNECTIONS),
-        "--seconds", str(sizes.http_seconds), "--max-requests", str(sizes.http_max_requests), "--tag", tag,
+        "--seconds", str(sizes.http_seconds), "--warmup", str(warmup), *args,
     ]  # fmt: skip
-    if token:
-        # Corridor answers 202 once the event is journaled (the bare endpoint 201).
-        command += ["--token", token, "--expect", "202"]
     cpu_before, worker_before = server.cpu_seconds(), server.worker_cpu_seconds()
     completed = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=sizes.http_seconds + 120, cwd=Path.cwd()
     )
     report: dict[str, Any] = json.loads(completed.stdout)
     # Warm-up included: this is the share of a core the server used while loaded.
-    report["server_cpu"] = (server.cpu_seconds() - cpu_before) / (report["seconds"] + 1.2)
-    report["worker_cpu"] = (server.worker_cpu_seconds() - worker_before) / (report["seconds"] + 1.2)
+    loaded = report["seconds"] + warmup + 0.2
+    report["server_cpu"] = (server.cpu_seconds() - cpu_before) / loaded
+    report["worker_cpu"] = (server.worker_cpu_seconds() - worker_before) / loaded
     return report
+
+
+def _load(server: Server, sizes: Sizes, token: str, tag: str) -> dict[str, Any]:
+    args = ["--max-requests", str(sizes.http_max_requests), "--tag", tag]
+    if token:
+        # Corridor answers 202 once the event is journaled (the bare endpoint 201).
+        args += ["--token", token, "--expect", "202"]
+    return run_loadgen(server, sizes, *args)
 
 
 def run(workspace: Workspace, sizes: Sizes) -> list[Result]:

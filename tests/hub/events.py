@@ -10,6 +10,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from hub.events import Channel, ChannelEvent, Direction, IdentityKind, InteractionKind, Party
+from hub.ingest import IngestResult, ingest_many
+from hub.runtime import Runtime
 
 _ids = itertools.count(1)
 BASE_TIME = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -18,6 +20,12 @@ BASE_TIME = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 def at(hours: float) -> datetime:
     """A time ``hours`` after the tests' reference time."""
     return BASE_TIME + timedelta(hours=hours)
+
+
+def put(runtime: Runtime, *items: object) -> list[IngestResult]:
+    """Ingest ``items`` in one write transaction, as a connector's batch would."""
+    with runtime.database.write() as session:
+        return ingest_many(session, list(items), source="test")  # type: ignore[arg-type]
 
 
 def event(

@@ -9,78 +9,20 @@ One browser serves the whole module; each test gets a fresh page.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from hub.demo import DEMO_AGENT_EMAIL, DEMO_PASSWORD, SHOWCASE_EMAIL, SHOWCASE_ORDER, load_demo
 from hub.models import Role
 from hub.runtime import Runtime
 from tests.conftest import make_agent
 from tests.hub.events import post_event
-from tests.services import require
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = Path("/tmp/corridor-timeline.png")
 LIST_SCREENSHOT = Path("/tmp/corridor-customers.png")
-#: Milliseconds Playwright waits for a page or an element; generous for shared CI machines.
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        require("chromium", "apt-get install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page in a context of its own: no cookies from another test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    new_page = context.new_page()
-    yield new_page
-    context.close()
-
-
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app served by waitress on a free loopback port; yields its base URL."""
-    from waitress import create_server
-
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        # Stop accepting, then close the connections the browser kept alive,
-        # so the server loop (which runs while it has sockets) returns.
-        server.close()
-        for channel in list(server._map.values()):
-            channel.close()
-        server.task_dispatcher.shutdown()
-        thread.join(timeout=10)
 
 
 def _log_in(page: Page, base: str, target: str) -> None:

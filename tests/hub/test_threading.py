@@ -6,15 +6,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hub.events import Channel, Direction, IdentityKind, InteractionKind, InteractionUpdate
-from hub.ingest import IngestResult, ingest, ingest_many
+from hub.ingest import ingest
 from hub.models import Conversation, ConversationStatus, Customer, Identity, Interaction
 from hub.runtime import Runtime
-from tests.hub.events import at, event
-
-
-def put(runtime: Runtime, *items: object) -> list[IngestResult]:
-    with runtime.database.write() as session:
-        return ingest_many(session, list(items), source="test")  # type: ignore[arg-type]
+from tests.hub.events import at, event, put
 
 
 def test_an_email_and_a_later_call_from_the_linked_phone_are_one_conversation(

@@ -5,14 +5,8 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from hub.events import Channel, Direction, InteractionKind
-from hub.ingest import IngestResult, ingest_many
 from hub.runtime import Runtime
-from tests.hub.events import event
-
-
-def put(runtime: Runtime, *items: object) -> list[IngestResult]:
-    with runtime.database.write() as session:
-        return ingest_many(session, list(items), source="test")  # type: ignore[arg-type]
+from tests.hub.events import event, put
 
 
 def test_timeline_pages_are_stable_while_new_interactions_arrive(

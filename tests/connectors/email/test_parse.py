@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connectors.email import parse
-from connectors.email.parse import parse_message
+from connectors.email.parse import addresses, parse_message, structure
 from hub.events import (
     Attachment,
     Channel,
@@ -520,6 +522,117 @@ def test_input_that_is_not_an_email_is_refused(raw: bytes) -> None:
         parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
 
 
+def test_text_with_a_colon_under_its_first_line_is_still_not_an_email() -> None:
+    with pytest.raises(ValueError, match="not an email message"):
+        parse_message(b"Call me back please\r\nNote: after six\r\n", received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+
+# -- shapes from real mailboxes that earlier versions misread ---------------------
+
+
+def test_headers_after_a_separator_line_are_read_and_the_line_flagged() -> None:
+    event = read("headers_after_a_separator_line.eml")
+
+    assert event.sender == customer("lena.vogel@example.de", "Lena Vogel")
+    assert event.subject == "Fwd: my order 48213"
+    assert event.external_id == "5f1c2a9e-3b7d-4e21-9c0a-7d2e4b8f1a63@example.de"
+    assert event.text.startswith("Hello,\n\nmy order 48213 has still not arrived.")
+    assert event.defects == (
+        "the message starts with '---- Original email message ----', not a header; read from the headers after it",
+    )
+    assert event.raw == (FIXTURES / "headers_after_a_separator_line.eml").read_bytes()
+
+
+def test_raw_gb2312_headers_are_read_in_the_charset_the_message_declares() -> None:
+    event = read("raw_gb2312_headers.eml")
+
+    assert event.subject == "转发：订单 48213 没有收到"
+    assert event.sender == customer("wang.fang@example.cn", "王芳")
+    assert event.text.startswith("您好，我的订单 48213 还没有收到")
+    assert event.defects == ("headers: undeclared 8-bit text read as gb18030 (the charset the message declares)",)
+
+
+def test_raw_shift_jis_subject_is_read_in_its_detected_charset() -> None:
+    # The body is ISO-2022-JP, which cannot read the header's Shift_JIS bytes.
+    event = read("raw_shift_jis_subject.eml")
+
+    assert event.subject == "ご注文の商品がまだ届きません"
+    assert event.text == "注文番号 48213 の商品がまだ届いていません。"
+    assert event.defects == ("headers: undeclared 8-bit text read as cp932 (detected)",)
+
+
+def test_raw_utf8_in_a_header_is_utf8_whatever_the_body_declares() -> None:
+    raw = (
+        (
+            b"From: jane.doe@example.org\r\nMessage-ID: <raw-utf8@example.org>\r\n"
+            b"Content-Type: text/plain; charset=gb2312\r\nSubject: "
+        )
+        + "Größe 42, bitte".encode()
+        + b"\r\n\r\nhello\r\n"
+    )
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    assert event.subject == "Größe 42, bitte"
+
+
+def test_latin1_raw_header_bytes_still_read_as_windows_1252() -> None:
+    raw = (
+        b"From: jane.doe@example.org\r\nMessage-ID: <raw-latin@example.org>\r\nSubject: caf\xe9 cr\xe8me\r\n\r\nhi\r\n"
+    )
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    assert event.subject == "café crème"
+
+
+def test_an_attachment_name_in_raw_utf8_is_kept() -> None:
+    event = read("raw_utf8_attachment_filename.eml")
+
+    assert [(a.filename, a.content) for a in event.attachments] == [("ciële.txt", b"ci\xc3\xable")]
+
+
+def test_an_address_without_angle_brackets_is_the_sender() -> None:
+    event = read("from_without_angle_brackets.eml")
+
+    assert event.sender == customer("bb@bug.com", "Big Bug")
+    assert event.defects == ("From: an address without angle brackets; the words around it read as the name",)
+
+
+def test_parts_written_with_another_boundary_than_declared_are_read() -> None:
+    event = read("boundary_mismatch.eml")
+
+    assert event.text == "Please send me a return label for order 48213."
+    assert [(a.filename, a.content_type, a.content[:8]) for a in event.attachments] == [
+        ("receipt.pdf", "application/pdf", b"%PDF-1.4")
+    ]
+    assert "multipart/mixed: the parts use another boundary than the one declared; read with theirs" in event.defects
+
+
+def test_nul_in_the_subject_and_body_is_removed_and_flagged_by_field() -> None:
+    event = read("nul_in_subject_and_body.eml")
+
+    assert (event.subject, event.text) == ("refund please", "I want my money back.")
+    assert "Subject: NUL or unpaired surrogate characters removed" in event.defects
+    assert "body: NUL or unpaired surrogate characters removed" in event.defects
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        (b"Subject: =?utf-7?Q?a+2AA-b?=", "Subject"),  # UTF-7 decodes to an unpaired surrogate
+        (b"Cc: =?utf-7?Q?Ann+2AA-?= <ann@example.org>", "Cc"),
+        (b"References: <ref\x00@example.org>", "References"),
+    ],
+)
+def test_unstorable_characters_in_headers_are_replaced_and_flagged_by_field(header: bytes, field: str) -> None:
+    raw = b"From: jane.doe@example.org\r\nMessage-ID: <unstorable@example.org>\r\n" + header + b"\r\n\r\nhi\r\n"
+    event = parse_message(raw, received_at=RECEIVED_AT, mailbox_address=MAILBOX)
+
+    assert f"{field}: NUL or unpaired surrogate characters removed" in event.defects
+    stored = json.dumps([event.subject, [p.name for p in event.recipients], list(event.thread_refs)])
+    assert "\\u0000" not in stored
+    assert "\\ud800" not in stored
+
+
 # -- robustness -----------------------------------------------------------------
 
 HEADER_NAMES = [
@@ -586,9 +699,9 @@ mailbox = st.one_of(
 def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[str], separator: str) -> None:
     raw_value = separator.join(mailboxes)
     assume("=?" not in raw_value)  # an encoded word's opening: left to the policy
-    header = parse.policy.default.header_factory("To", raw_value)
+    header = policy.default.header_factory("To", raw_value)
 
-    fast = parse._simple_addresses(raw_value)
+    fast = addresses._simple_addresses(raw_value)
 
     assert fast is not None
     assert fast == [(a.display_name, a.addr_spec) for a in header.addresses]
@@ -610,7 +723,7 @@ def test_the_fast_address_reader_agrees_with_the_policy_parser(mailboxes: list[s
     ],
 )
 def test_anything_but_plain_addresses_goes_to_the_policy_parser(raw_value: str) -> None:
-    assert parse._simple_addresses(raw_value) is None
+    assert addresses._simple_addresses(raw_value) is None
 
 
 CONTENT_TYPE_SAMPLES = [
@@ -635,15 +748,15 @@ def test_parts_answer_header_and_parameter_questions_as_the_stdlib_does(
     value: bytes, more: list[bytes], name: str
 ) -> None:
     # The parser remembers each part's headers and Content-Type parameters
-    # (parse._Part); what it remembers must be what a plain Message says.
+    # (structure._Part); what it remembers must be what a plain Message says.
     raw = b"Content-Type: " + value.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n" + b"".join(more) + b"\r\nbody"
-    remembering = parse.BytesParser(parse._Part, policy=parse.policy.compat32).parsebytes(raw)
-    plain = parse.BytesParser(policy=parse.policy.compat32).parsebytes(raw)
-    assert isinstance(remembering, parse._Part)
-    assert not isinstance(plain, parse._Part)
+    remembering = BytesParser(structure._Part, policy=policy.compat32).parsebytes(raw)
+    plain = BytesParser(policy=policy.compat32).parsebytes(raw)
+    assert isinstance(remembering, structure._Part)
+    assert not isinstance(plain, structure._Part)
 
     for _ in range(2):  # the second time from what the part remembered
-        assert parse._param(remembering, name) == parse._param(plain, name)
-        assert parse._content_type(remembering) == parse._content_type(plain)
+        assert structure._param(remembering, name) == structure._param(plain, name)
+        assert structure._content_type(remembering) == structure._content_type(plain)
         for header in {*(line.split(b":", 1)[0].decode() for line in more), "Content-Type", "content-type", "X-No"}:
-            assert parse._raw_header(remembering, header) == parse._raw_header(plain, header)
+            assert structure._raw_header(remembering, header) == structure._raw_header(plain, header)

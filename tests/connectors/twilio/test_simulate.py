@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.cli import ScriptInfo
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from hub.cli import cli
 from hub.models import Interaction, JournalEntry
@@ -21,17 +17,6 @@ from tests.connectors.twilio.webhook_client import PUBLIC_URL, count, interactio
 from tests.services import free_port
 
 CALLER = "+14155550177"
-
-
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app under test, listening on loopback as `corridor run` would."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
 
 
 def corridor(app: Flask, *args: str) -> Result:

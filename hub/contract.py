@@ -1,0 +1,139 @@
+"""The connector contract: everything of the hub a connector may use, in one place.
+
+A connector (``connectors/<provider>/``) imports the hub only from here
+(``tests/test_architecture.py`` enforces it), and never another connector.
+It turns what a provider sends into the event types below, hands them to an
+ingest entry point, and registers itself with the :class:`Registry` in its
+``init_connector(registry)``, which the app factory calls when the connector
+is enabled in ``[app] connectors``. What each name means is in its own
+docstring; this is the map.
+
+The event types (``hub.events``): what a connector produces.
+    :class:`ChannelEvent` is something new on a customer's timeline (a
+    message, a call, a note); :class:`InteractionUpdate` is something that
+    happened to one already there (a delivery status, a call's end, a
+    transcript); :data:`Ingestible` is either. :class:`Party` is who sent or
+    received it, :class:`Attachment` a file with it; the enums
+    (:class:`Channel`, :class:`Direction`, :class:`IdentityKind`,
+    :class:`InteractionKind`, :class:`DeliveryStatus`, :class:`CallStatus`)
+    name the rest. :data:`JSONValue` is what metadata may hold, and
+    :data:`FUTURE_TOLERANCE` how far after the server's clock an event's time
+    may be before it is taken as wrong.
+
+Ingest entry points (``hub.ingest``): the one write path, for every channel.
+    :func:`receive` journals a request's events, commits (concurrent requests
+    share one group commit) and returns their journal ids, so a webhook answers
+    the provider only once the payload is durable; :func:`ingest` and
+    :func:`ingest_many` run events through the whole pipeline inside the
+    caller's transaction (pollers and backfills, in batches) and give an
+    :class:`IngestResult` each; :func:`record_unparseable` journals a payload
+    the connector could not read, so an admin sees it and can replay it:
+    nothing accepted is lost.
+
+Database and session scope (``hub.db``): :class:`Database`.
+    ``database.write()`` and ``database.read()`` open the one transaction an
+    entry point owns (a webhook view, a worker loop, a command); the code
+    inside flushes and never commits.
+
+Settings (``hub.config``): a connector declares its section in
+    ``config/defaults.toml`` and reads it with ``registry.settings.section``;
+    :func:`read_secret` reads a password file, :class:`SettingsError` stops
+    start-up with a message naming the setting, and :class:`AppSettings` is
+    the ``[app]`` section (e.g. the public base URL webhooks are signed for).
+
+The outbound sender protocol (``hub.outbound``): how replies leave.
+    A connector that sends implements :class:`Sender` (``from_address`` for a
+    reply, and ``send`` of an :class:`OutboundMessage`, called after commit,
+    answering a :class:`SendResult` or raising a :class:`SendError` whose
+    ``permanent`` says whether a retry can help) and registers it for its
+    channels with ``registry.add_sender``.
+
+The registry (``hub.registry``): :class:`Registry` takes the connector's
+    senders, webhook blueprints, worker loops (run by ``corridor worker``),
+    ``corridor`` commands and replay parsers; a :data:`Parser` turns a payload
+    journaled under the connector's source back into events, for replay.
+
+Connector state (``hub.state``): small JSON documents a connector keeps
+    between runs (e.g. a mailbox folder's last UID seen), saved in the same
+    transaction as the data they cover: :func:`load_state`,
+    :func:`save_state`, :func:`all_state`, :func:`delete_state`, and
+    :func:`replace_state`, a compare-and-set with which one of two workers
+    claims a job.
+
+Sanitising (``hub.sanitise``): :func:`sanitise_html` makes a message's HTML
+    safe for an agent's browser (or raises :class:`UnsanitisableHtml`), and
+    :func:`html_to_text` gives its readable text, with or without the quoted
+    history.
+"""
+
+from __future__ import annotations
+
+from hub.config import AppSettings, SettingsError, read_secret
+from hub.db import Database
+from hub.events import (
+    FUTURE_TOLERANCE,
+    Attachment,
+    CallStatus,
+    Channel,
+    ChannelEvent,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+    Ingestible,
+    InteractionKind,
+    InteractionUpdate,
+    JSONValue,
+    Party,
+)
+from hub.ingest import IngestResult, ingest, ingest_many, receive, record_unparseable
+from hub.outbound import OutboundMessage, Sender, SendError, SendResult
+from hub.registry import Parser, Registry
+from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
+from hub.state import all_state, delete_state, load_state, replace_state, save_state
+
+__all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the groups are the contract
+    # the event types
+    "FUTURE_TOLERANCE",
+    "Attachment",
+    "CallStatus",
+    "Channel",
+    "ChannelEvent",
+    "DeliveryStatus",
+    "Direction",
+    "IdentityKind",
+    "Ingestible",
+    "InteractionKind",
+    "InteractionUpdate",
+    "JSONValue",
+    "Party",
+    # ingest entry points
+    "IngestResult",
+    "ingest",
+    "ingest_many",
+    "receive",
+    "record_unparseable",
+    # database and session scope
+    "Database",
+    # settings
+    "AppSettings",
+    "SettingsError",
+    "read_secret",
+    # the outbound sender protocol
+    "OutboundMessage",
+    "SendError",
+    "SendResult",
+    "Sender",
+    # the registry
+    "Parser",
+    "Registry",
+    # connector state
+    "all_state",
+    "delete_state",
+    "load_state",
+    "replace_state",
+    "save_state",
+    # sanitising
+    "UnsanitisableHtml",
+    "html_to_text",
+    "sanitise_html",
+]
