@@ -18,9 +18,10 @@ The pipeline, a module per step, in the order of the README's diagram:
    fails, alone with its error; either way nothing the caller acknowledged
    is lost.
 2. **Dedupe** (:mod:`.dedupe`) on ``(channel, external_id)`` for events
-   and ``(channel, update_id)`` for updates, also against concurrent
-   writers (unique constraints, and on PostgreSQL a row lock on each
-   customer).
+   (for an email's Message-ID, and the same content: a different message
+   under a known id is stored as its own) and ``(channel, update_id)`` for
+   updates, also against concurrent writers (unique constraints, and on
+   PostgreSQL a row lock on each customer).
 3. **Identity** (:mod:`.identity`): normalise the customer's address and
    find or create the customer.
 4. **Thread** (:mod:`.thread`): explicit references, then a provider
