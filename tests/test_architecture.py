@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = {
     "hub.events", "hub.config", "hub.outbound", "hub.registry", "hub.ingest", "hub.db", "hub.state", "hub.sanitise",
+    "hub.storable",
 }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from hub.events import IdentityKind
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
 from hub.web.access import requires
-from hub.web.api.args import acting_agent_id, int_arg, json_body
+from hub.web.api.args import acting_agent_id, id_value, int_arg, json_body
 from hub.web.api.blueprint import api
 from hub.web.api.shapes import conversation_json, customer_json, identity_json, merge_json, page_json
 from hub.web.errors import ApiError
@@ -106,9 +106,7 @@ def remove_identity(customer_id: int, identity_id: int) -> ResponseReturnValue:
 def merge_customer(customer_id: int) -> ResponseReturnValue:
     """Merge the customer named by ``source_id`` into this one."""
     data = json_body()
-    source_id = data.get("source_id")
-    if not isinstance(source_id, int) or isinstance(source_id, bool):
-        raise ApiError(400, "source_id", "must be a customer id")
+    source_id = id_value(data.get("source_id"), "source_id", "a customer id")
     with current_runtime().database.write() as session:
         try:
             record = customers.merge(session, source_id, customer_id, actor_id=acting_agent_id())

@@ -10,6 +10,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.events import ChannelEvent, Direction
+from hub.identity import InvalidAddress, normalise
 from hub.ingest import receive
 from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
@@ -46,7 +48,9 @@ def post_event() -> ResponseReturnValue:
         event = parse_event(body)
     except FieldError as exc:
         raise ApiError(400, exc.field, exc.message) from None
-    database = current_runtime().database
+    runtime = current_runtime()
+    _check_customer_address(event, runtime.pipeline.default_region)
+    database = runtime.database
     [journal_id] = receive(database, [event], source="api")
     headers = {"Location": f"/api/journal/{journal_id}"}
     entry = _wait_processed(journal_id, wait) if wait else None
@@ -60,6 +64,23 @@ def post_event() -> ResponseReturnValue:
         return jsonify(outcome), 200, headers
     # Failed or deferred: journaled with its error for an admin to see and replay.
     return jsonify(outcome), 202, headers
+
+
+def _check_customer_address(event: ChannelEvent, default_region: str) -> None:
+    """Refuse an event whose customer address is no identity (``not-an-email``, phone ``12``).
+
+    The lookup answers 400 for the same value; accepted, it would make a
+    customer named after the typo. Connectors, whose data must not be lost,
+    store such senders with a defect instead: the API's caller can fix it.
+    """
+    party = event.customer_party
+    if party is None:
+        return
+    field = "to[0].address" if event.direction is Direction.OUTBOUND else "from.address"
+    try:
+        normalise(party, event.channel, default_region)
+    except InvalidAddress as exc:
+        raise ApiError(400, field, str(exc)) from None
 
 
 def _wait_processed(journal_id: int, seconds: float) -> JournalEntry | None:
