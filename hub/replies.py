@@ -114,7 +114,12 @@ def queue_reply(
         raise ReplyError("channel", f"the customer has no {channel.value} address; add one first")
     if channel is Channel.WHATSAPP and not customer_address.startswith("whatsapp:"):
         customer_address = f"whatsapp:{customer_address}"
-    from_address = sender.from_address(channel, customer_address, previous_to)
+    try:
+        from_address = sender.from_address(channel, customer_address, previous_to)
+    except SendError as exc:
+        # A setting is missing (no number serves the channel): nothing can
+        # be sent until an admin sets it, and the message says which.
+        raise ReplyError("channel", exc.message) from None
     if subject is None:
         base = (last.subject if last is not None and last.subject else conversation.subject) or ""
         subject = base if base.lower().startswith("re:") or not base else f"Re: {base}"

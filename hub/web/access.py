@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, request, session, url_for
 
@@ -43,6 +44,24 @@ def current_agent() -> AgentView | None:
                 agent = AgentView.of(found)
     g.agent = agent
     return agent
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site, else None: where a login may send an agent back to.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a
+    slash, so ``/\t/evil.example/`` and ``/\\evil.example`` are other sites;
+    any control character, backslash, scheme or host is refused, and so is a
+    path that starts with two slashes after that.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return target
 
 
 def requires(permission: str, *, page: bool = False) -> Callable[[F], F]:

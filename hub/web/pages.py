@@ -16,7 +16,7 @@ from hub.customers import like_pattern, summary, typed_phone
 from hub.models import Customer, Identity, Interaction
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
-from hub.web.access import current_agent, requires
+from hub.web.access import current_agent, local_path, requires
 
 pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static")
 
@@ -38,12 +38,9 @@ def login() -> ResponseReturnValue:
                 session.clear()
                 session["agent_id"] = agent.id
                 session["role"] = agent.role
-                target = request.args.get("next") or ""
                 # Only local paths: an open redirect would let a phishing link
                 # bounce an agent to another site after logging in.
-                if not target.startswith("/") or target.startswith("//"):
-                    target = url_for("pages.customer_list")
-                return redirect(target)
+                return redirect(local_path(request.args.get("next")) or url_for("pages.customer_list"))
         error = "Unknown email or wrong password."
     return render_template("login.html", error=error), 401 if error else 200
 
