@@ -21,10 +21,12 @@ from alembic import command
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from hub import create_app
-from hub.auth import create_agent, issue_token
+from hub.auth import create_agent, end_sessions, issue_token, set_password
 from hub.config import SettingsError
+from hub.customers import audit
 from hub.identity import normalise_email
 from hub.journal import due_entries, received_entries, replay
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
@@ -103,19 +105,51 @@ def user() -> None:
     """Agents who work in Corridor."""
 
 
+#: Where `corridor user create` and `corridor user password` read a password
+#: from when not from a prompt: never from the command line, which every
+#: user of the machine can read in `ps`.
+PASSWORD_VARIABLE = "CORRIDOR_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
+
+
+def _read_password(ask: bool) -> str | None:
+    """The password from CORRIDOR_PASSWORD, else typed at a prompt (twice) when ``ask``."""
+    from_environment = os.environ.get(PASSWORD_VARIABLE)
+    if from_environment:
+        return from_environment
+    if not ask:
+        return None
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.BadParameter("a password needs at least 8 characters", param_hint="password")
+    return password
+
+
+def _agent(session: Session, email: str) -> Agent:
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        raise click.BadParameter(f"not an email address: {email}", param_hint="EMAIL") from None
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    if agent is None:
+        raise click.BadParameter(f"no agent {email}", param_hint="EMAIL")
+    return agent
+
+
 @user.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="Display name (default: the email).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value, show_default=True)
 @click.option(
     "--password",
-    envvar="CORRIDOR_PASSWORD",
-    default=None,
-    help="Password for the web pages (or CORRIDOR_PASSWORD). Without one, the agent uses the API only.",
+    "ask",
+    is_flag=True,
+    help=f"Ask for a console password at a prompt (or set {PASSWORD_VARIABLE}). "
+    "Without either, the agent uses the API only.",
 )
 @with_appcontext
-def user_create(email: str, name: str, role: str, password: str | None) -> None:
+def user_create(email: str, name: str, role: str, ask: bool) -> None:
     """Create an agent and print their API token (shown once)."""
+    password = _read_password(ask)
     with _runtime().database.write() as session:
         try:
             agent, token = create_agent(session, email=email, name=name, role=Role(role), password=password)
@@ -125,16 +159,62 @@ def user_create(email: str, name: str, role: str, password: str | None) -> None:
     click.echo(f"API token: {token}")
 
 
+@user.command("list")
+@with_appcontext
+def user_list() -> None:
+    """Every agent: id, email, role, whether active, whether they can log in to the console."""
+    with _runtime().database.read() as session:
+        agents = list(session.scalars(select(Agent).order_by(Agent.id)))
+    for agent in agents:
+        state = "active" if agent.active else "deactivated"
+        login = "console+api" if agent.password_hash else "api only"
+        click.echo(f"{agent.id}\t{agent.email}\t{agent.role}\t{state}\t{login}\t{agent.name}")
+
+
+@user.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def user_deactivate(email: str) -> None:
+    """Stop an agent: their sessions and API token stop working; their history stays."""
+    with _runtime().database.write() as session:
+        agent = _agent(session, email)
+        agent.active = False
+        end_sessions(agent)
+        audit(session, None, "agent.deactivate", "agent", agent.id)
+    click.echo(f"deactivated {agent.email}; their sessions and API token no longer work")
+
+
+@user.command("password")
+@click.argument("email")
+@with_appcontext
+def user_password(email: str) -> None:
+    """Set an agent's console password (prompted, or CORRIDOR_PASSWORD); their sessions end."""
+    password = _read_password(True)
+    assert password is not None
+    with _runtime().database.write() as session:
+        set_password(session, _agent(session, email), password)
+    click.echo(f"password changed for {email}; every session of theirs has ended")
+
+
+@user.command("logout")
+@click.argument("email")
+@with_appcontext
+def user_logout(email: str) -> None:
+    """Log an agent out everywhere: every console session of theirs ends (the API token stays)."""
+    with _runtime().database.write() as session:
+        agent = _agent(session, email)
+        end_sessions(agent)
+        audit(session, None, "agent.logout_everywhere", "agent", agent.id)
+    click.echo(f"every session of {agent.email} has ended")
+
+
 @user.command("token")
 @click.argument("email")
 @with_appcontext
 def user_token(email: str) -> None:
     """Issue a new API token for an agent (the old one stops working)."""
     with _runtime().database.write() as session:
-        agent = session.scalar(select(Agent).where(Agent.email == normalise_email(email)))
-        if agent is None:
-            raise click.BadParameter(f"no agent {email}")
-        token = issue_token(agent)
+        token = issue_token(_agent(session, email))
     click.echo(f"API token: {token}")
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database, affected
+from hub.db import Database, affected, without_sql
 from hub.events import (
     Channel,
     ChannelEvent,
@@ -142,7 +142,7 @@ def queue_reply(
     )
     result = ingest(session, event, source="agent.reply")
     if result.error or result.interaction_id is None:
-        raise ReplyError("text", f"the reply could not be stored: {result.error}")
+        raise ReplyError("text", f"the reply could not be stored: {without_sql(result.error or '')}")
     session.add(OutboundDelivery(interaction_id=result.interaction_id))
     session.flush()
     return result.interaction_id

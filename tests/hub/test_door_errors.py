@@ -6,8 +6,11 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import text, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from hub.models import Role
+from hub.db import failure_text
+from hub.models import JournalEntry, Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
 from tests.hub.events import event_json, post_event
@@ -124,3 +127,51 @@ def test_an_sms_reply_without_a_twilio_number_is_a_422_naming_the_setting(make_a
     assert response.status_code == 422
     assert response.json["error"]["field"] == "channel"
     assert "[twilio] numbers" in response.json["error"]["message"]
+
+
+def test_the_journal_is_for_admins_and_an_integration_reads_its_own_events(
+    client: FlaskClient, runtime: Runtime, auth: dict[str, str]
+) -> None:
+    agent = {"Authorization": f"Bearer {make_agent(runtime, Role.AGENT)}"}
+    response = client.post("/api/events", json=event_json(), headers=agent)
+    journal_id = response.json["journal_id"]
+    assert response.headers["Location"] == f"/api/events/{journal_id}"
+    assert client.get(f"/api/events/{journal_id}", headers=agent).json["status"] == "received"
+    assert client.get(f"/api/journal/{journal_id}", headers=agent).status_code == 403
+    assert client.get(f"/api/journal/{journal_id}", headers=auth).json["source"] == "api"
+
+
+def test_a_database_error_is_stored_and_shown_without_its_sql_or_customer_data(
+    client: FlaskClient, runtime: Runtime, auth: dict[str, str]
+) -> None:
+    errors = []
+    statements = [
+        # A duplicate key on both databases; PostgreSQL's message quotes the row in DETAIL.
+        "INSERT INTO customer (id, display_name, created_at) VALUES (1, :n, '2026-01-01'), (1, :n, '2026-01-01')",
+        # PostgreSQL quotes the value in its very first line.
+        "UPDATE journal_entry SET attempts = :n",
+    ]
+    with runtime.database.write() as session:
+        for statement in statements:
+            try:
+                with session.begin_nested():
+                    session.execute(text(statement), {"n": "ana.lima@example.com secret"})
+            except SQLAlchemyError as exc:
+                errors.append(failure_text(exc))
+    assert errors
+    for error in errors:
+        assert "secret" not in error
+        assert "INSERT" not in error
+        assert "UPDATE" not in error
+    # An error stored before the rule (as SQLAlchemy words it) is shown without its SQL too.
+    journal_id = client.post("/api/events", json=event_json(), headers=auth).json["journal_id"]
+    runtime.journal.drain()  # on SQLite, out of the inbox into the journal table
+    stored = (
+        "IntegrityError: (sqlite3.IntegrityError) UNIQUE failed\n"
+        "[SQL: INSERT INTO x VALUES (?)]\n[parameters: ('ana.lima@example.com',)]"
+    )
+    with runtime.database.write() as session:
+        session.execute(update(JournalEntry).where(JournalEntry.id == journal_id).values(status="failed", error=stored))
+    for path in (f"/api/journal/{journal_id}", f"/api/events/{journal_id}"):
+        shown = client.get(path, headers=auth).json["error"]
+        assert shown == "IntegrityError: (sqlite3.IntegrityError) UNIQUE failed"
