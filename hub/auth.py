@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, Role] = {
     "replies.send": Role.AGENT,
     "search": Role.AGENT,
     "customers.merge": Role.SUPERVISOR,
+    "customers.erase": Role.ADMIN,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
 }

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from hub import create_app
 from hub.auth import create_agent, end_sessions, issue_token, set_password
 from hub.config import SettingsError
-from hub.customers import audit
+from hub.customers import NotFound, audit
+from hub.erasure import apply_retention, compact, erase_customer
 from hub.identity import normalise_email
 from hub.journal import due_entries, received_entries, replay
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
@@ -216,6 +217,38 @@ def user_token(email: str) -> None:
     with _runtime().database.write() as session:
         token = issue_token(_agent(session, email))
     click.echo(f"API token: {token}")
+
+
+# -- customers -----------------------------------------------------------------------
+
+
+@cli.group()
+def customer() -> None:
+    """Customers: erasure on request (GDPR)."""
+
+
+@customer.command("erase")
+@click.argument("customer_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--no-vacuum",
+    is_flag=True,
+    help="Skip rewriting the SQLite files (VACUUM), which also clears pages freed before secure_delete was on.",
+)
+@with_appcontext
+def customer_erase(customer_id: int, yes: bool, no_vacuum: bool) -> None:
+    """Erase one person: interactions, identities, attachments, journal payloads, search documents."""
+    runtime = _runtime()
+    if not yes:
+        click.confirm(f"Erase customer {customer_id} and everything about them? This cannot be undone", abort=True)
+    with runtime.database.write() as session:
+        try:
+            erased = erase_customer(session, customer_id, search=runtime.search, actor_id=None)
+        except NotFound as exc:
+            raise click.BadParameter(str(exc), param_hint="CUSTOMER_ID") from None
+    compact(runtime.database, vacuum=not no_vacuum)
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in erased.counts().items())
+    click.echo(f"erased customer {customer_id} (ids {', '.join(map(str, erased.customer_ids))}): {counts}")
 
 
 # -- demo and serving ----------------------------------------------------------------
@@ -492,8 +525,24 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
                 stop.set()
                 log.warning("parent process %s is gone: stopping", parent_pid)
 
+    def retention() -> None:
+        settings = runtime.hub.retention
+        if not (settings.journal_payload_days or settings.interaction_days):
+            return
+        while True:  # in short transactions, until nothing is older than the limits
+            with runtime.database.write() as session:
+                done = apply_retention(
+                    session,
+                    search=runtime.search,
+                    journal_days=settings.journal_payload_days,
+                    interaction_days=settings.interaction_days,
+                )
+            if not (done.journal_entries or done.interactions) or stop.is_set():
+                break
+
     loops: dict[str, Any] = {
         "journal processing": runtime.journal.run,
+        "retention": lambda s: _every(runtime.hub.retention.interval_minutes * 60.0, retention, s, "retention"),
         "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
         "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
         **runtime.registry.workers,

@@ -299,6 +299,22 @@ class JournalSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    journal_payload_days: int
+    interaction_days: int
+    interval_minutes: int
+
+    def validate(self) -> None:
+        for name in ("journal_payload_days", "interaction_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(
+                    f"HUB_RETENTION_{name.upper()}: 0 (keep forever) or more, got {getattr(self, name)}"
+                )
+        if not 1 <= self.interval_minutes <= 60 * 24 * 7:
+            raise SettingsError(f"HUB_RETENTION_INTERVAL_MINUTES: between 1 and 10080, got {self.interval_minutes}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HubSettings:
     """The hub's own settings, typed. Connectors read their sections themselves."""
 
@@ -309,6 +325,7 @@ class HubSettings:
     identity: IdentitySettings
     threading: ThreadingSettings
     journal: JournalSettings
+    retention: RetentionSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSettings:
@@ -320,4 +337,5 @@ class HubSettings:
             identity=settings.section("identity", IdentitySettings),
             threading=settings.section("threading", ThreadingSettings),
             journal=settings.section("journal", JournalSettings),
+            retention=settings.section("retention", RetentionSettings),
         )

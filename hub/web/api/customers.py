@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from hub import customers
+from hub import customers, erasure
 from hub.events import IdentityKind
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
@@ -124,3 +124,14 @@ def undo_merge(merge_id: int) -> ResponseReturnValue:
         except customers.Conflict as exc:
             raise ApiError(409, "merge_id", str(exc)) from None
         return jsonify(merge_json(record))
+
+
+@api.post("/customers/<int:customer_id>/erase")
+@requires("customers.erase")
+def erase_customer(customer_id: int) -> ResponseReturnValue:
+    """GDPR erasure: everything about this person goes; an audit record of counts stays (admins)."""
+    runtime = current_runtime()
+    with runtime.database.write() as session:
+        erased = erasure.erase_customer(session, customer_id, search=runtime.search, actor_id=acting_agent_id())
+    erasure.compact(runtime.database)
+    return jsonify({"customer_ids": erased.customer_ids, "erased": erased.counts()})

@@ -389,6 +389,20 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok("Merge"), "409": {"description": "Cannot merge these"}, **_ERRORS},
             }
         },
+        "/api/customers/{customer_id}/erase": {
+            "post": {
+                "operationId": "eraseCustomer",
+                "tags": ["customers"],
+                "summary": "GDPR erasure (admins): the person's interactions, identities, attachments, journal "
+                "payloads, merges and search documents are deleted; an audit record of counts remains",
+                "parameters": [cid],
+                "responses": {
+                    "200": {"description": "Erased: the customer ids and what was removed, in counts"},
+                    "404": {"description": "No such customer"},
+                    **_ERRORS,
+                },
+            }
+        },
         "/api/merges/{merge_id}/undo": {
             "post": {
                 "summary": "Undo a merge: exactly what moved goes back",
