@@ -46,7 +46,27 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class _CorridorGroup(FlaskGroup):
+    """Flask's command group without Flask's own options (--app, --env-file, --debug).
+
+    Corridor builds its app itself and takes settings from HUB_* and
+    HUB_CONFIG; `corridor --help` should show Corridor's commands, not
+    options that would load another application.
+    """
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(**extra)
+        self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
+
+
+@click.group(
+    cls=_CorridorGroup,
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def cli() -> None:
     """Corridor: one timeline per customer, across every channel."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
