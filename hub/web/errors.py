@@ -10,6 +10,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
@@ -107,6 +108,20 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InvalidAddress)
     def bad_address(exc: InvalidAddress) -> ResponseReturnValue:
         return _error(400, "value", str(exc))
+
+    @app.errorhandler(OverflowError)
+    def too_large(exc: OverflowError) -> ResponseReturnValue:
+        # SQLite's driver cannot bind an integer past 2**63 - 1; the id
+        # converter and id_value() keep such ids out of paths and bodies,
+        # and this answers for any query argument that still carries one.
+        return _error(400, None, "a number in this request is larger than any id Corridor stores")
+
+    @app.errorhandler(DataError)
+    def out_of_range(exc: DataError) -> ResponseReturnValue:
+        # The same on PostgreSQL: "bigint out of range" (SQLSTATE 22003).
+        if getattr(getattr(exc.orig, "diag", None), "sqlstate", None) == "22003":
+            return _error(400, None, "a number in this request is larger than any id Corridor stores")
+        return unexpected(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

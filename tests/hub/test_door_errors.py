@@ -175,3 +175,9 @@ def test_a_database_error_is_stored_and_shown_without_its_sql_or_customer_data(
     for path in (f"/api/journal/{journal_id}", f"/api/events/{journal_id}"):
         shown = client.get(path, headers=auth).json["error"]
         assert shown == "IntegrityError: (sqlite3.IntegrityError) UNIQUE failed"
+
+
+def test_a_console_page_argument_past_any_id_is_a_400(client: FlaskClient, runtime: Runtime) -> None:
+    make_agent(runtime, Role.AGENT, email="mia@corridor.test", password="correct horse")
+    client.post("/login", data={"email": "mia@corridor.test", "password": "correct horse"})
+    assert client.get(f"/customers?after={HUGE}").status_code == 400
