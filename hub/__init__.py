@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Request
@@ -58,6 +59,9 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=runtime.hub.app.public_base_url.startswith("https://"),
+        # The signature's own age limit backs up the idle check (hub.web.access):
+        # a cookie older than this is refused before it is even read.
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=runtime.hub.auth.session_idle_minutes),
         JSON_SORT_KEYS=False,
     )
     app.session_interface = _SessionInterface()

@@ -9,19 +9,22 @@ Passwords use werkzeug's salted PBKDF2/scrypt.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.customers import audit
 from hub.identity import normalise_email
-from hub.models import Agent, Role
+from hub.models import Agent, LoginThrottle, Role, utcnow
 
 # A fixed prefix lets secret scanners recognise a leaked Corridor token.
 TOKEN_PREFIX = "cor_"  # noqa: S105
@@ -34,6 +37,7 @@ PERMISSIONS: dict[str, Role] = {
     "replies.send": Role.AGENT,
     "search": Role.AGENT,
     "customers.merge": Role.SUPERVISOR,
+    "customers.erase": Role.ADMIN,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
 }
@@ -107,6 +111,98 @@ def agent_for_token(session: Session, token: str) -> Agent | None:
         return None
     agent = session.scalar(select(Agent).where(Agent.api_token_hash == hash_token(token)))
     return agent if agent is not None and agent.active else None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """How many failed logins ([auth] login_max_failures) within ``window`` block further attempts for ``window``."""
+
+    max_failures: int
+    window: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    """An agent who logged in, or what to tell the person at the form."""
+
+    agent: Agent | None
+    message: str = ""
+    #: True when attempts are refused for a while, whatever the password.
+    throttled: bool = False
+
+
+def _throttle_keys(email: str, address: str | None) -> list[str]:
+    # Hashed: the table must hold no addresses (of agents or of clients)
+    # in the clear, and keys stay short whatever was typed.
+    try:
+        account = normalise_email(email)
+    except ValueError:
+        account = email.strip().casefold()
+    keys = ["account:" + hashlib.sha256(account.encode()).hexdigest()]
+    if address:
+        keys.append("address:" + hashlib.sha256(address.encode()).hexdigest())
+    return keys
+
+
+def attempt_login(
+    session: Session, email: str, password: str, address: str | None, policy: LoginPolicy
+) -> LoginOutcome:
+    """Check a login, counting failures per account and per client address.
+
+    After ``policy.max_failures`` failures within the window, for the
+    account or from the address, every attempt is refused for the window,
+    even with the right password: guessing costs an attacker the window per
+    few tries, and the form says so plainly. A success clears the account's
+    count.
+    """
+    now = utcnow()
+    keys = _throttle_keys(email, address)
+    rows = {row.key: row for row in session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))}
+    blocked = [row.blocked_until for row in rows.values() if row.blocked_until is not None and row.blocked_until > now]
+    if blocked:
+        minutes = max(1, math.ceil((max(blocked) - now).total_seconds() / 60))
+        return LoginOutcome(
+            None,
+            f"Too many failed logins for this account or from this address. Try again in {minutes} minute"
+            + ("s." if minutes != 1 else "."),
+            throttled=True,
+        )
+    agent = agent_for_login(session, email, password)
+    if agent is not None:
+        session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        return LoginOutcome(agent)
+    for key in keys:
+        row = rows.get(key)
+        if row is None:
+            try:
+                with session.begin_nested():
+                    session.add(LoginThrottle(key=key, failures=1, first_failure_at=now))
+                continue
+            except IntegrityError:  # a concurrent failure counted it first
+                row = session.get(LoginThrottle, key)
+                if row is None:
+                    continue
+        if row.first_failure_at < now - policy.window:
+            row.failures, row.first_failure_at, row.blocked_until = 1, now, None
+        else:
+            row.failures += 1
+        if row.failures >= policy.max_failures:
+            row.blocked_until = now + policy.window
+    session.flush()
+    return LoginOutcome(None, "Unknown email or wrong password.")
+
+
+def end_sessions(agent: Agent) -> None:
+    """Every login cookie of ``agent`` stops working (logout, log out everywhere, a new password)."""
+    agent.session_epoch = (agent.session_epoch or 0) + 1
+
+
+def set_password(session: Session, agent: Agent, password: str, *, actor_id: int | None = None) -> None:
+    """A new console password; the agent's sessions end with the old one."""
+    agent.password_hash = generate_password_hash(password)
+    end_sessions(agent)
+    session.flush()
+    audit(session, actor_id, "agent.password", "agent", agent.id)
 
 
 def agent_for_login(session: Session, email: str, password: str) -> Agent | None:

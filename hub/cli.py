@@ -21,10 +21,13 @@ from alembic import command
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from hub import create_app
-from hub.auth import create_agent, issue_token
+from hub.auth import create_agent, end_sessions, issue_token, set_password
 from hub.config import SettingsError
+from hub.customers import NotFound, audit
+from hub.erasure import apply_retention, compact, erase_customer
 from hub.identity import normalise_email
 from hub.journal import due_entries, received_entries, replay
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
@@ -43,7 +46,27 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class _CorridorGroup(FlaskGroup):
+    """Flask's command group without Flask's own options (--app, --env-file, --debug).
+
+    Corridor builds its app itself and takes settings from HUB_* and
+    HUB_CONFIG; `corridor --help` should show Corridor's commands, not
+    options that would load another application.
+    """
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(**extra)
+        self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
+
+
+@click.group(
+    cls=_CorridorGroup,
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def cli() -> None:
     """Corridor: one timeline per customer, across every channel."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -103,19 +126,51 @@ def user() -> None:
     """Agents who work in Corridor."""
 
 
+#: Where `corridor user create` and `corridor user password` read a password
+#: from when not from a prompt: never from the command line, which every
+#: user of the machine can read in `ps`.
+PASSWORD_VARIABLE = "CORRIDOR_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
+
+
+def _read_password(ask: bool) -> str | None:
+    """The password from CORRIDOR_PASSWORD, else typed at a prompt (twice) when ``ask``."""
+    from_environment = os.environ.get(PASSWORD_VARIABLE)
+    if from_environment:
+        return from_environment
+    if not ask:
+        return None
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.BadParameter("a password needs at least 8 characters", param_hint="password")
+    return password
+
+
+def _agent(session: Session, email: str) -> Agent:
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        raise click.BadParameter(f"not an email address: {email}", param_hint="EMAIL") from None
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    if agent is None:
+        raise click.BadParameter(f"no agent {email}", param_hint="EMAIL")
+    return agent
+
+
 @user.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="Display name (default: the email).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value, show_default=True)
 @click.option(
     "--password",
-    envvar="CORRIDOR_PASSWORD",
-    default=None,
-    help="Password for the web pages (or CORRIDOR_PASSWORD). Without one, the agent uses the API only.",
+    "ask",
+    is_flag=True,
+    help=f"Ask for a console password at a prompt (or set {PASSWORD_VARIABLE}). "
+    "Without either, the agent uses the API only.",
 )
 @with_appcontext
-def user_create(email: str, name: str, role: str, password: str | None) -> None:
+def user_create(email: str, name: str, role: str, ask: bool) -> None:
     """Create an agent and print their API token (shown once)."""
+    password = _read_password(ask)
     with _runtime().database.write() as session:
         try:
             agent, token = create_agent(session, email=email, name=name, role=Role(role), password=password)
@@ -125,17 +180,95 @@ def user_create(email: str, name: str, role: str, password: str | None) -> None:
     click.echo(f"API token: {token}")
 
 
+@user.command("list")
+@with_appcontext
+def user_list() -> None:
+    """Every agent: id, email, role, whether active, whether they can log in to the console."""
+    with _runtime().database.read() as session:
+        agents = list(session.scalars(select(Agent).order_by(Agent.id)))
+    for agent in agents:
+        state = "active" if agent.active else "deactivated"
+        login = "console+api" if agent.password_hash else "api only"
+        click.echo(f"{agent.id}\t{agent.email}\t{agent.role}\t{state}\t{login}\t{agent.name}")
+
+
+@user.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def user_deactivate(email: str) -> None:
+    """Stop an agent: their sessions and API token stop working; their history stays."""
+    with _runtime().database.write() as session:
+        agent = _agent(session, email)
+        agent.active = False
+        end_sessions(agent)
+        audit(session, None, "agent.deactivate", "agent", agent.id)
+    click.echo(f"deactivated {agent.email}; their sessions and API token no longer work")
+
+
+@user.command("password")
+@click.argument("email")
+@with_appcontext
+def user_password(email: str) -> None:
+    """Set an agent's console password (prompted, or CORRIDOR_PASSWORD); their sessions end."""
+    password = _read_password(True)
+    assert password is not None
+    with _runtime().database.write() as session:
+        set_password(session, _agent(session, email), password)
+    click.echo(f"password changed for {email}; every session of theirs has ended")
+
+
+@user.command("logout")
+@click.argument("email")
+@with_appcontext
+def user_logout(email: str) -> None:
+    """Log an agent out everywhere: every console session of theirs ends (the API token stays)."""
+    with _runtime().database.write() as session:
+        agent = _agent(session, email)
+        end_sessions(agent)
+        audit(session, None, "agent.logout_everywhere", "agent", agent.id)
+    click.echo(f"every session of {agent.email} has ended")
+
+
 @user.command("token")
 @click.argument("email")
 @with_appcontext
 def user_token(email: str) -> None:
     """Issue a new API token for an agent (the old one stops working)."""
     with _runtime().database.write() as session:
-        agent = session.scalar(select(Agent).where(Agent.email == normalise_email(email)))
-        if agent is None:
-            raise click.BadParameter(f"no agent {email}")
-        token = issue_token(agent)
+        token = issue_token(_agent(session, email))
     click.echo(f"API token: {token}")
+
+
+# -- customers -----------------------------------------------------------------------
+
+
+@cli.group()
+def customer() -> None:
+    """Customers: erasure on request (GDPR)."""
+
+
+@customer.command("erase")
+@click.argument("customer_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--no-vacuum",
+    is_flag=True,
+    help="Skip rewriting the SQLite files (VACUUM), which also clears pages freed before secure_delete was on.",
+)
+@with_appcontext
+def customer_erase(customer_id: int, yes: bool, no_vacuum: bool) -> None:
+    """Erase one person: interactions, identities, attachments, journal payloads, search documents."""
+    runtime = _runtime()
+    if not yes:
+        click.confirm(f"Erase customer {customer_id} and everything about them? This cannot be undone", abort=True)
+    with runtime.database.write() as session:
+        try:
+            erased = erase_customer(session, customer_id, search=runtime.search, actor_id=None)
+        except NotFound as exc:
+            raise click.BadParameter(str(exc), param_hint="CUSTOMER_ID") from None
+    compact(runtime.database, vacuum=not no_vacuum)
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in erased.counts().items())
+    click.echo(f"erased customer {customer_id} (ids {', '.join(map(str, erased.customer_ids))}): {counts}")
 
 
 # -- demo and serving ----------------------------------------------------------------
@@ -412,8 +545,24 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
                 stop.set()
                 log.warning("parent process %s is gone: stopping", parent_pid)
 
+    def retention() -> None:
+        settings = runtime.hub.retention
+        if not (settings.journal_payload_days or settings.interaction_days):
+            return
+        while True:  # in short transactions, until nothing is older than the limits
+            with runtime.database.write() as session:
+                done = apply_retention(
+                    session,
+                    search=runtime.search,
+                    journal_days=settings.journal_payload_days,
+                    interaction_days=settings.interaction_days,
+                )
+            if not (done.journal_entries or done.interactions) or stop.is_set():
+                break
+
     loops: dict[str, Any] = {
         "journal processing": runtime.journal.run,
+        "retention": lambda s: _every(runtime.hub.retention.interval_minutes * 60.0, retention, s, "retention"),
         "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
         "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
         **runtime.registry.workers,

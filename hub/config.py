@@ -211,6 +211,23 @@ class AppSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    session_idle_minutes: int
+    login_max_failures: int
+    login_block_minutes: int
+
+    def validate(self) -> None:
+        if not 1 <= self.session_idle_minutes <= 60 * 24 * 31:
+            raise SettingsError(
+                f"HUB_AUTH_SESSION_IDLE_MINUTES: between 1 and 44640 (31 days), got {self.session_idle_minutes}"
+            )
+        if not 1 <= self.login_max_failures <= 1000:
+            raise SettingsError(f"HUB_AUTH_LOGIN_MAX_FAILURES: between 1 and 1000, got {self.login_max_failures}")
+        if not 1 <= self.login_block_minutes <= 60 * 24:
+            raise SettingsError(f"HUB_AUTH_LOGIN_BLOCK_MINUTES: between 1 and 1440, got {self.login_block_minutes}")
+
+
+@dataclasses.dataclass(frozen=True)
 class DatabaseSettings:
     url: str = dataclasses.field(repr=False)
     sqlite_synchronous: str
@@ -282,23 +299,43 @@ class JournalSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    journal_payload_days: int
+    interaction_days: int
+    interval_minutes: int
+
+    def validate(self) -> None:
+        for name in ("journal_payload_days", "interaction_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(
+                    f"HUB_RETENTION_{name.upper()}: 0 (keep forever) or more, got {getattr(self, name)}"
+                )
+        if not 1 <= self.interval_minutes <= 60 * 24 * 7:
+            raise SettingsError(f"HUB_RETENTION_INTERVAL_MINUTES: between 1 and 10080, got {self.interval_minutes}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HubSettings:
     """The hub's own settings, typed. Connectors read their sections themselves."""
 
     app: AppSettings
+    auth: AuthSettings
     database: DatabaseSettings
     search: SearchSettings
     identity: IdentitySettings
     threading: ThreadingSettings
     journal: JournalSettings
+    retention: RetentionSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSettings:
         return cls(
             app=settings.section("app", AppSettings),
+            auth=settings.section("auth", AuthSettings),
             database=settings.section("database", DatabaseSettings),
             search=settings.section("search", SearchSettings),
             identity=settings.section("identity", IdentitySettings),
             threading=settings.section("threading", ThreadingSettings),
             journal=settings.section("journal", JournalSettings),
+            retention=settings.section("retention", RetentionSettings),
         )

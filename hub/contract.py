@@ -64,6 +64,12 @@ Sanitising (``hub.sanitise``): :func:`sanitise_html` makes a message's HTML
     safe for an agent's browser (or raises :class:`UnsanitisableHtml`), and
     :func:`html_to_text` gives its readable text, with or without the quoted
     history.
+
+Storable text (``hub.storable``): what a request carries is decided at the
+    door, before the 2xx. :func:`storable` returns an event with NUL bytes
+    and lone surrogates replaced in its prose (each field noted as a defect)
+    and raises :class:`Unstorable` where an id cannot be stored faithfully;
+    :func:`repair` does the same for one string.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ from hub.outbound import OutboundMessage, Sender, SendError, SendResult
 from hub.registry import Parser, Registry
 from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
 from hub.state import all_state, delete_state, load_state, replace_state, save_state
+from hub.storable import Unstorable, repair, storable
 
 __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the groups are the contract
     # the event types
@@ -136,4 +143,8 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     "UnsanitisableHtml",
     "html_to_text",
     "sanitise_html",
+    # storable text
+    "Unstorable",
+    "repair",
+    "storable",
 ]

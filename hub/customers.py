@@ -9,10 +9,13 @@ idempotent. Services flush; the caller commits.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -90,6 +93,70 @@ def typed_phone(text: str, default_region: str) -> str | None:
         return None
 
 
+#: Seconds the regions of known phone numbers are reused before they are read again.
+_REGIONS_TTL = 300.0
+_regions_cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+
+def known_phone_regions(session: Session, *, fresh: bool = False) -> tuple[str, ...]:
+    """The regions of the country codes among the customers' phone numbers (cached a few minutes).
+
+    A number typed without a country code is read in the deployment's region
+    first; a German customer's "030 23125042" on a US deployment is found by
+    reading it in the regions Corridor already has customers in.
+    """
+    key = str(session.get_bind().engine.url)
+    now = time.monotonic()
+    cached = _regions_cache.get(key)
+    if cached is not None and cached[0] > now and not fresh:
+        return cached[1]
+    prefixes = session.scalars(
+        select(func.substr(Identity.value, 1, 4)).where(Identity.kind == IdentityKind.PHONE).distinct()
+    )
+    regions: set[str] = set()
+    for prefix in prefixes:
+        digits = prefix.lstrip("+")
+        for length in range(1, min(3, len(digits)) + 1):
+            if digits[:length].isdigit():
+                regions.update(
+                    r for r in phonenumbers.region_codes_for_country_code(int(digits[:length])) if r != "001"
+                )
+    found = tuple(sorted(regions))
+    _regions_cache[key] = (now + _REGIONS_TTL, found)
+    return found
+
+
+def phone_candidates(session: Session, text: str, default_region: str, *, fresh: bool = False) -> list[str]:
+    """The E.164 numbers ``text`` can mean: in the default region first, then in the regions of known numbers.
+
+    Raises InvalidAddress when it is a phone number in none of them.
+    """
+    found: list[str] = []
+    with contextlib.suppress(InvalidAddress):
+        found.append(normalise_phone(text, default_region))
+    written = text.strip()
+    if not written.startswith(("+", "00")):
+        for region in known_phone_regions(session, fresh=fresh):
+            if region == default_region.upper():
+                continue
+            try:
+                parsed = phonenumbers.parse(written, region)
+            except phonenumbers.NumberParseException:
+                continue
+            # Valid, not merely possible: read in the wrong region most
+            # digit strings are possible somewhere.
+            if phonenumbers.is_valid_number(parsed):
+                number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                if number not in found:
+                    found.append(number)
+    if not found:
+        if not fresh and not written.startswith(("+", "00")):
+            return phone_candidates(session, text, default_region, fresh=True)
+        # The message of the deployment's own region, as before.
+        normalise_phone(text, default_region)
+    return found
+
+
 def find_customers(
     session: Session,
     *,
@@ -101,9 +168,13 @@ def find_customers(
 ) -> list[Customer]:
     """Customers by exact email or phone (normalised), or by name prefix."""
     if email:
-        kind, value = IdentityKind.EMAIL, normalise_email(email)
+        kind, values = IdentityKind.EMAIL, [normalise_email(email)]
     elif phone:
-        kind, value = IdentityKind.PHONE, normalise_phone(phone, default_region)
+        kind, values = IdentityKind.PHONE, phone_candidates(session, phone, default_region)
+        if not _customers_by(session, kind, values, limit) and not phone.strip().startswith(("+", "00")):
+            # The regions are cached: a customer from a new country may be
+            # what this number is; read them again before saying "none".
+            values = phone_candidates(session, phone, default_region, fresh=True)
     elif name:
         pattern = like_pattern(name.strip().lower(), anywhere=False)
         return list(
@@ -119,8 +190,21 @@ def find_customers(
         )
     else:
         raise ValueError("give email, phone or name")
-    customer_id = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
-    return [] if customer_id is None else [resolve(session, customer_id)]
+    return _customers_by(session, kind, values, limit)
+
+
+def _customers_by(session: Session, kind: IdentityKind, values: list[str], limit: int) -> list[Customer]:
+    """The customers with any of ``values``, in the order of ``values`` (the likeliest reading first)."""
+    rows = {i.value: i.customer_id for i in session.scalars(
+        select(Identity).where(Identity.kind == kind, Identity.value.in_(values))
+    )}  # fmt: skip
+    found: list[Customer] = []
+    for value in values:
+        if value in rows:
+            customer = resolve(session, rows[value])
+            if customer not in found:
+                found.append(customer)
+    return found[:limit]
 
 
 @dataclass(frozen=True)

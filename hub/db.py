@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.inbox import Inbox, inbox_path
@@ -57,6 +59,10 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str) -> Engine:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten with zeros, and so are freed pages: an
+        # erased customer (hub.erasure) must not survive in the file's free
+        # space. It costs writes only where something is deleted.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -135,6 +141,37 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
+
+
+_SQL_DETAIL = re.compile(r"\s*(\[SQL: |\[parameters: |\(Background on this error at: ).*", re.DOTALL)
+
+
+def failure_text(exc: BaseException) -> str:
+    """An exception as a person may see it: for a database error, without its SQL or parameters.
+
+    SQLAlchemy's message carries the statement and its bound values (a
+    customer's text, addresses): stored as a journal error and shown to
+    agents, that leaked customer data to whoever could read the journal.
+    The log keeps the whole exception.
+    """
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        diag = getattr(exc.orig, "diag", None)
+        if diag is not None:
+            # PostgreSQL quotes values even in its first line ('invalid input
+            # syntax for type integer: "<the value>"'): name only the schema.
+            where = ".".join(p for p in (diag.table_name, diag.column_name) if p)
+            named = ", ".join(p for p in (where, diag.constraint_name and f"constraint {diag.constraint_name}") if p)
+            kind = f"{type(exc).__name__}: {type(exc.orig).__name__} (SQLSTATE {diag.sqlstate})"
+            return f"{kind}: {named}" if named else kind
+        # SQLite's messages name the schema, never values.
+        lines = str(exc.orig).strip().splitlines() or [""]
+        return f"{type(exc).__name__}: {type(exc.orig).__name__}: {lines[0]}"
+    return without_sql(f"{type(exc).__name__}: {exc}")
+
+
+def without_sql(error: str) -> str:
+    """A stored error message with any SQL statement and parameters cut off (errors stored before this rule)."""
+    return _SQL_DETAIL.sub("", error)
 
 
 def affected(result: Result[Any]) -> int:

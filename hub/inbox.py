@@ -134,8 +134,27 @@ class Inbox:
         )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        # Processed payloads are deleted here: overwrite them (see hub.erasure).
+        connection.execute("PRAGMA secure_delete=ON")
         self._prepare(connection)
         return connection
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """Leave no deleted payload in the inbox's files (an erasure, hub.erasure).
+
+        The WAL still holds every payload as it was appended until a
+        checkpoint copies the (zeroed) pages back and truncates it;
+        ``vacuum`` also rewrites the file, for pages freed before
+        secure_delete was on.
+        """
+        connection = sqlite3.connect(self.path, timeout=self.LOCK_TIMEOUT, isolation_level=None)
+        try:
+            connection.execute("PRAGMA secure_delete=ON")
+            if vacuum:
+                connection.execute("VACUUM")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """Create the table, and make its sequence start past every id the journal table holds.

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database
+from hub.db import Database, failure_text
 from hub.events import Ingestible
 from hub.inbox import COLUMNS as INBOX_COLUMNS
 from hub.inbox import InboxCollision, Waiting
@@ -93,7 +93,7 @@ def replay(database: Database, registry: Registry, entry_ids: Sequence[int]) -> 
             try:
                 items = list(parser(entry.payload, dict(entry.context)))
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = failure_text(exc)
                 _fail(session, entry, attempts, error)
                 outcomes.append(ReplayOutcome(entry_id, [], error))
                 continue
@@ -292,7 +292,7 @@ def _parse(registry: Registry, source: str, payload: bytes, context: dict[str, A
     try:
         found = list(parser(payload, dict(context)))
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return failure_text(exc)
     return found or "the parser found nothing to ingest"
 
 

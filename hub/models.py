@@ -151,6 +151,24 @@ class Agent(Base):
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Every login cookie carries the epoch it was issued in; raising it
+    #: (logout, a new password, deactivation) ends all of them at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginThrottle(Base):
+    """Recent failed logins for one account or one client address (``key``).
+
+    In the database, not in memory, so every web process counts the same
+    failures and a restart does not reset them.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Conversation(Base):

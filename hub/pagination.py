@@ -20,8 +20,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
         moment = datetime.fromisoformat(when)
-        if moment.tzinfo is None:
+        if moment.tzinfo is None or not row_id.isascii():
             raise ValueError
-        return moment, int(row_id)
-    except ValueError:
+        key = int(row_id)
+        # Past what a database key holds (2**63 - 1), or a time that has no
+        # UTC equivalent: no page of ours ends there.
+        if not 0 < key < 2**63:
+            raise ValueError
+        return moment.astimezone(UTC), key
+    except (ValueError, OverflowError):
         raise InvalidCursor("cursor: not a cursor this server issued") from None

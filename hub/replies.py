@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database, affected
+from hub.db import Database, affected, without_sql
 from hub.events import (
     Channel,
     ChannelEvent,
@@ -114,7 +114,12 @@ def queue_reply(
         raise ReplyError("channel", f"the customer has no {channel.value} address; add one first")
     if channel is Channel.WHATSAPP and not customer_address.startswith("whatsapp:"):
         customer_address = f"whatsapp:{customer_address}"
-    from_address = sender.from_address(channel, customer_address, previous_to)
+    try:
+        from_address = sender.from_address(channel, customer_address, previous_to)
+    except SendError as exc:
+        # A setting is missing (no number serves the channel): nothing can
+        # be sent until an admin sets it, and the message says which.
+        raise ReplyError("channel", exc.message) from None
     if subject is None:
         base = (last.subject if last is not None and last.subject else conversation.subject) or ""
         subject = base if base.lower().startswith("re:") or not base else f"Re: {base}"
@@ -137,7 +142,7 @@ def queue_reply(
     )
     result = ingest(session, event, source="agent.reply")
     if result.error or result.interaction_id is None:
-        raise ReplyError("text", f"the reply could not be stored: {result.error}")
+        raise ReplyError("text", f"the reply could not be stored: {without_sql(result.error or '')}")
     session.add(OutboundDelivery(interaction_id=result.interaction_id))
     session.flush()
     return result.interaction_id

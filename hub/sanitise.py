@@ -2,8 +2,16 @@
 
 Provider HTML is hostile until proven otherwise: scripts, event handlers,
 ``javascript:`` links, forms and CSS that overlays the console. ``nh3`` (the
-Rust ammonia sanitiser) keeps a conservative allow-list. Inline images that
-refer to attachments (``cid:``) are kept; the console rewrites them.
+Rust ammonia sanitiser) keeps a conservative allow-list.
+
+Nothing in sanitised HTML loads anything on its own: a remote image is a
+tracking pixel as often as a logo (one corpus email made 108 requests when
+shown, another reported the recipient's id), so every image source that is
+not an inline attachment (``cid:``) is removed, and no attribute or CSS that
+could fetch (``srcset``, ``style``, ``background``, ``<style>``, ``<link>``) is
+allowed at all. Inline ``cid:`` images are served by Corridor itself, to agents
+who are logged in (:func:`inline_images`, ``GET /api/attachments/{id}``). Links
+stay: following one is the agent's choice.
 
 This module is part of the connector contract: the email parser and the hub
 sanitise with the same rules.
@@ -12,6 +20,8 @@ sanitise with the same rules.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from html import unescape as html_unescape
 
 import lxml.html
 import nh3
@@ -72,6 +82,51 @@ class SanitisedHtml(str):
     __slots__ = ()
 
 
+def _no_remote_sources(element: str, attribute: str, value: str) -> str | None:
+    # Only images fetch by themselves among the allowed tags and attributes;
+    # a cid: source is an attachment of the same message.
+    if attribute == "src" and not value.strip().lower().startswith("cid:"):
+        return None
+    return value
+
+
+#: What could make HTML stored before remote sources were removed fetch
+#: something. nh3 writes attributes double-quoted, so HTML from this module
+#: never matches (text that mentions "url(" costs one needless pass).
+_MAYBE_REMOTE = re.compile(r"""src="(?!cid:)|srcset|background=|poster=|style=|<style|<link|url\(""", re.IGNORECASE)
+_CID_SOURCE = re.compile(r"""(<img\b[^>]*?\bsrc=")cid:([^"]+)(")""", re.IGNORECASE)
+
+
+def without_remote_content(html: str) -> str:
+    """Stored HTML with nothing that loads by itself, whenever it was stored.
+
+    HTML sanitised by this module already qualifies and is returned at the
+    cost of one search; HTML stored before the rule is sanitised again.
+    """
+    if not html or not _MAYBE_REMOTE.search(html):
+        return html
+    try:
+        return str(sanitise_html(html))
+    except UnsanitisableHtml:
+        return ""
+
+
+def inline_images(html: str, urls: Mapping[str, str]) -> str:
+    """``cid:`` image sources replaced by the URLs Corridor serves those attachments at.
+
+    ``urls`` maps a Content-ID (without angle brackets) to its URL; an image
+    whose attachment is unknown keeps its ``cid:`` source, which loads nothing.
+    """
+    if "cid:" not in html or not urls:
+        return html
+
+    def replace(match: re.Match[str]) -> str:
+        url = urls.get(html_unescape(match.group(2)).strip("<>"))
+        return match.group(1) + url + match.group(3) if url else match.group(0)
+
+    return _CID_SOURCE.sub(replace, html)
+
+
 def _scrub(html: str) -> str:
     return _CONTROL.sub("", _LONE_SURROGATES.sub("\ufffd", html))
 
@@ -96,6 +151,7 @@ def sanitise_html(html: str) -> SanitisedHtml:
             link_rel="noopener noreferrer nofollow",
             strip_comments=True,
             clean_content_tags={"script", "style", "title"},
+            attribute_filter=_no_remote_sources,
         )
     except Exception as exc:
         raise UnsanitisableHtml(f"{type(exc).__name__}: {exc}") from None

@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,12 @@ def app(make_app: AppFactory) -> Flask:
     return make_app()
 
 
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app served by waitress on a free loopback port, as ``corridor run`` serves it; yields its base URL."""
+@contextmanager
+def serving(app: Flask, port: int = 0) -> Iterator[str]:
+    """``app`` served by waitress on loopback (a free port unless given), as ``corridor run`` does; yields its URL."""
     from waitress import create_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    server = create_server(app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
@@ -133,6 +134,13 @@ def served(app: Flask) -> Iterator[str]:
             channel.close()
         server.task_dispatcher.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The app served by waitress on a free loopback port; yields its base URL."""
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

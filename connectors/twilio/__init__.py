@@ -19,6 +19,7 @@ database layer.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
 REST_TIMEOUT_SECONDS = 15.0
 
 
+#: Twilio's client logs every request's method, URL, headers and parameters,
+#: and every response, at INFO: under `corridor run`'s INFO logging that put
+#: each reply's text and the customer's number in the log. Its own logger,
+#: at WARNING: failures still show, with Corridor's own account of them.
+REST_LOG = logging.getLogger("corridor.twilio.rest")
+REST_LOG.setLevel(logging.WARNING)
+
+
 def rest_transport() -> HttpClient:
     """The HTTP transport the reply sender hands to ``twilio.rest.Client``.
 
@@ -41,7 +50,7 @@ def rest_transport() -> HttpClient:
     """
     from twilio.http.http_client import TwilioHttpClient
 
-    return TwilioHttpClient(timeout=REST_TIMEOUT_SECONDS)
+    return TwilioHttpClient(timeout=REST_TIMEOUT_SECONDS, logger=REST_LOG)
 
 
 def init_connector(registry: Registry) -> None:

@@ -83,7 +83,8 @@ class TwilioSender:
         candidates = self._settings.numbers_for(message_channel)
         if not candidates:
             raise SendError(
-                f"no Twilio number in [twilio] numbers serves {message_channel}",
+                f"no Twilio number in [twilio] numbers (HUB_TWILIO_NUMBERS) serves {message_channel}: "
+                'add one, e.g. [{"number": "+15005550006", "channels": ["sms"]}]',
                 code="no_sender_number",
                 permanent=True,
             )

@@ -253,9 +253,9 @@ def twilio_commands(settings: TwilioSettings, public_base_url: str) -> click.Gro
     @click.argument("event", type=click.Choice(EVENTS))
     @click.option(
         "--url",
-        default="http://127.0.0.1:5000",
-        show_default=True,
-        help="Where Corridor is running (the requests are signed for [app] public_base_url).",
+        default=None,
+        help="Where Corridor is running (default: [app] public_base_url, HUB_APP_PUBLIC_BASE_URL, which the "
+        "requests are signed for).",
     )
     @click.option("--from", "caller", default=DEFAULT_CALLER, show_default=True, help="The customer's number.")
     @click.option("--to", default=None, help="Our number (default: the first of [twilio] numbers for the channel).")
@@ -267,7 +267,9 @@ def twilio_commands(settings: TwilioSettings, public_base_url: str) -> click.Gro
         help="The MessageSid or CallSid (default: a new one). Required for call-end; reuse one to see a retry "
         "deduplicated.",
     )
-    def simulate(event: str, url: str, caller: str, to: str | None, body: str | None, given_sid: str | None) -> None:
+    def simulate(
+        event: str, url: str | None, caller: str, to: str | None, body: str | None, given_sid: str | None
+    ) -> None:
         """Post EVENT to a running Corridor as Twilio would, correctly signed.
 
         \b
@@ -276,6 +278,9 @@ def twilio_commands(settings: TwilioSettings, public_base_url: str) -> click.Gro
         call-end            the call named by --sid ends after 47 seconds
         voicemail           nobody answers; the caller leaves a transcribed voicemail
         """
+        # Where Twilio reaches Corridor is where a simulated Twilio posts to,
+        # unless told otherwise (a public URL behind a proxy, say).
+        url = url or public_base_url
         if not url.startswith(("http://", "https://")):
             raise click.BadParameter("must start with http:// or https://", param_hint="--url")
         if event == "call-end" and not given_sid:

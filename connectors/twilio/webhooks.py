@@ -52,7 +52,7 @@ from connectors.twilio.parse import (
 )
 from connectors.twilio.settings import TwilioSettings
 from connectors.twilio.signature import SIGNATURE_HEADER, public_url, verify
-from hub.contract import Database, Ingestible, Parser, receive, record_unparseable
+from hub.contract import Database, Ingestible, Parser, receive, record_unparseable, repair, storable
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def replay_parser(webhook: Webhook) -> Parser:
             received_at = datetime.fromisoformat(str(context["received_at"]))
         except (KeyError, ValueError):
             raise ValueError(f"{webhook.source}: the journal context has no valid received_at") from None
-        return [webhook.parse(WebhookForm.from_body(raw), received_at)]
+        return [storable(webhook.parse(WebhookForm.from_body(raw), received_at))]
 
     return parse_again
 
@@ -217,7 +217,10 @@ def build_blueprint(database: Database, settings: TwilioSettings, token: str, pu
         try:
             if form is None:
                 raise MalformedWebhook("body", f"expected {FORM_CONTENT_TYPE}, got {arrival.content_type}")
-            item = webhook.parse(form, received_at)
+            # A NUL (Body=a%00b) or anything else no database stores is
+            # replaced and flagged here, before the 2xx: acknowledged and
+            # then failing on every retry would be accepted, then lost.
+            item = storable(webhook.parse(form, received_at))
         except MalformedWebhook as exc:
             # Kept whole, marked failed: an admin sees it and can replay it.
             with database.write() as session:
@@ -226,7 +229,7 @@ def build_blueprint(database: Database, settings: TwilioSettings, token: str, pu
                     source=webhook.source,
                     raw=arrival.raw,
                     content_type=arrival.content_type,
-                    error=str(exc),
+                    error=repair(str(exc)),
                     context=context,
                 )
             return _refusal(415 if form is None else 400, exc.field, exc.message)

@@ -10,14 +10,59 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from hub.customers import NotFound
 from hub.identity import InvalidAddress
 from hub.pagination import InvalidCursor
 from hub.search import InvalidQuery
+from hub.storable import problem
 
 log = logging.getLogger(__name__)
+
+
+#: The largest id a database key holds (a signed 64-bit integer). A larger
+#: one in a path is a 404 and in a body a 400, never an overflow in the driver.
+MAX_ID = 2**63 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: only ids a database key can hold match.
+
+    Installed as the app's ``int`` converter, so no route can forget it.
+    """
+
+    def __init__(self, map: Map, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
+
+
+CONVERTERS: dict[str, type[BaseConverter]] = {"int": IdConverter}
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def refuse_unstorable_arguments() -> None:
+    """Before every request: a query argument or form field no database stores is a 400 naming it.
+
+    Lookups (``?email=a%00b``, the console's ``?q=``) and the login form reach
+    the database with what they are given; PostgreSQL fails on a NUL. (A URL
+    cannot carry a lone surrogate: percent-decoding replaces bad UTF-8.)
+    Webhooks are left to their connectors, which repair and keep what a
+    provider sent (hub.storable).
+    """
+    if b"%00" in request.query_string:
+        for name, value in request.args.items(multi=True):
+            found = problem(name) or problem(value)
+            if found is not None:
+                raise ApiError(400, name, found)
+    if request.mimetype == _FORM and not request.path.startswith("/webhooks/"):
+        for name, value in request.form.items(multi=True):
+            found = problem(name) or problem(value)
+            if found is not None:
+                raise ApiError(400, name, found)
 
 
 class ApiError(Exception):
@@ -42,6 +87,8 @@ def _error(status: int, field: str | None, message: str) -> ResponseReturnValue:
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.before_request(refuse_unstorable_arguments)
+
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> ResponseReturnValue:
         return _error(exc.status, exc.field, exc.message)
@@ -61,6 +108,20 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InvalidAddress)
     def bad_address(exc: InvalidAddress) -> ResponseReturnValue:
         return _error(400, "value", str(exc))
+
+    @app.errorhandler(OverflowError)
+    def too_large(exc: OverflowError) -> ResponseReturnValue:
+        # SQLite's driver cannot bind an integer past 2**63 - 1; the id
+        # converter and id_value() keep such ids out of paths and bodies,
+        # and this answers for any query argument that still carries one.
+        return _error(400, None, "a number in this request is larger than any id Corridor stores")
+
+    @app.errorhandler(DataError)
+    def out_of_range(exc: DataError) -> ResponseReturnValue:
+        # The same on PostgreSQL: "bigint out of range" (SQLSTATE 22003).
+        if getattr(getattr(exc.orig, "diag", None), "sqlstate", None) == "22003":
+            return _error(400, None, "a number in this request is larger than any id Corridor stores")
+        return unexpected(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -23,6 +23,7 @@ from hub.events import (
     InteractionKind,
     Party,
 )
+from hub.storable import MAX_DEPTH, depth, problem, storable
 
 MAX_TEXT = 1_000_000
 
@@ -34,7 +35,13 @@ class FieldError(ValueError):
         self.message = message
 
 
-def _string(data: dict[str, Any], key: str, path: str, *, required: bool = False, limit: int = 998) -> str:
+def _string(
+    data: dict[str, Any], key: str, path: str, *, required: bool = False, limit: int = 998, identifier: bool = False
+) -> str:
+    """A string field. An ``identifier`` (an id, a reference, an address) that
+    cannot be stored is refused: repairing it would make it name something
+    else. Prose with a NUL or a lone surrogate is repaired later (storable()).
+    """
     value = data.get(key)
     if value is None:
         if required:
@@ -46,6 +53,10 @@ def _string(data: dict[str, Any], key: str, path: str, *, required: bool = False
         raise FieldError(path, "must not be empty")
     if len(value) > limit:
         raise FieldError(path, f"is longer than {limit} characters")
+    if identifier:
+        found = problem(value)
+        if found is not None:
+            raise FieldError(path, found)
     return value
 
 
@@ -66,7 +77,7 @@ def _party(value: Any, path: str) -> Party:
         value = {"address": value}
     if not isinstance(value, dict):
         raise FieldError(path, "must be an object with an address")
-    address = _string(value, "address", f"{path}.address", required=True, limit=320)
+    address = _string(value, "address", f"{path}.address", required=True, limit=320, identifier=True)
     name = _string(value, "name", f"{path}.name", limit=200)
     kind = None
     if value.get("kind") is not None:
@@ -89,7 +100,7 @@ def _attachment(value: Any, path: str) -> Attachment:
             content = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise FieldError(f"{path}.content_base64", "is not valid base64") from None
-    url = _string(value, "url", f"{path}.url", limit=2000) or None
+    url = _string(value, "url", f"{path}.url", limit=2000, identifier=True) or None
     if content is None and url is None:
         raise FieldError(path, "needs content_base64 or url")
     size = value.get("size", len(content) if content is not None else 0)
@@ -99,11 +110,19 @@ def _attachment(value: Any, path: str) -> Attachment:
 
 
 def parse_event(body: bytes) -> ChannelEvent:
-    """A ChannelEvent from a JSON body, or FieldError naming what is wrong."""
+    """A ChannelEvent from a JSON body, or FieldError naming what is wrong.
+
+    Everything it returns can be stored on both databases: ids, references
+    and addresses with a NUL or a lone surrogate are refused; in prose
+    (text, subject, names, file names, metadata) those characters are
+    replaced and the event carries a defect naming the field.
+    """
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FieldError("body", f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise FieldError("body", "is nested too deeply") from None
     if not isinstance(data, dict):
         raise FieldError("body", "must be a JSON object")
     known = {
@@ -114,7 +133,7 @@ def parse_event(body: bytes) -> ChannelEvent:
     if unknown:
         raise FieldError(unknown[0], "is not a field of an event")
     channel = _choice(data, "channel", Channel)
-    external_id = _string(data, "external_id", "external_id", required=True)
+    external_id = _string(data, "external_id", "external_id", required=True, identifier=True)
     occurred_raw = _string(data, "occurred_at", "occurred_at", required=True, limit=64)
     try:
         occurred_at = datetime.fromisoformat(occurred_raw.replace("Z", "+00:00"))
@@ -143,17 +162,21 @@ def parse_event(body: bytes) -> ChannelEvent:
     refs = data.get("thread_refs", [])
     if not isinstance(refs, list) or not all(isinstance(r, str) and r for r in refs):
         raise FieldError("thread_refs", "must be a list of external ids")
+    for index, ref in enumerate(refs):
+        _string({"ref": ref}, "ref", f"thread_refs[{index}]", identifier=True)
     attachments = data.get("attachments", [])
     if not isinstance(attachments, list):
         raise FieldError("attachments", "must be a list")
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict):
         raise FieldError("metadata", "must be an object")
+    if depth(metadata) > MAX_DEPTH:
+        raise FieldError("metadata", f"is nested more than {MAX_DEPTH} levels deep")
     delivery_status = None
     if data.get("delivery_status") is not None:
         delivery_status = _choice(data, "delivery_status", DeliveryStatus)
-    session_key = _string(data, "session", "session", limit=200) or None
-    return ChannelEvent(
+    session_key = _string(data, "session", "session", limit=200, identifier=True) or None
+    event = ChannelEvent(
         channel=channel,
         external_id=external_id,
         occurred_at=occurred_at,
@@ -172,3 +195,4 @@ def parse_event(body: bytes) -> ChannelEvent:
         raw_content_type="application/json",
         delivery_status=delivery_status,
     )
+    return storable(event)

@@ -7,16 +7,18 @@ the chat were one story.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, func, select
 
-from hub.auth import agent_for_login
+from hub.auth import LoginPolicy, attempt_login, end_sessions
 from hub.customers import like_pattern, summary, typed_phone
-from hub.models import Customer, Identity, Interaction
+from hub.models import Agent, Customer, Identity, Interaction
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
-from hub.web.access import current_agent, requires
+from hub.web.access import current_agent, local_path, requires, start_session
 
 pages = Blueprint("pages", __name__, template_folder="../templates", static_folder="../static")
 
@@ -31,25 +33,34 @@ def index() -> ResponseReturnValue:
 @pages.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     error = None
+    status = 200
     if request.method == "POST":
-        with current_runtime().database.read() as db:
-            agent = agent_for_login(db, request.form.get("email", ""), request.form.get("password", ""))
-            if agent is not None:
-                session.clear()
-                session["agent_id"] = agent.id
-                session["role"] = agent.role
-                target = request.args.get("next") or ""
+        runtime = current_runtime()
+        policy = LoginPolicy(
+            runtime.hub.auth.login_max_failures, timedelta(minutes=runtime.hub.auth.login_block_minutes)
+        )
+        with runtime.database.write() as db:
+            outcome = attempt_login(
+                db, request.form.get("email", ""), request.form.get("password", ""), request.remote_addr, policy
+            )
+            if outcome.agent is not None:
+                start_session(outcome.agent)
                 # Only local paths: an open redirect would let a phishing link
                 # bounce an agent to another site after logging in.
-                if not target.startswith("/") or target.startswith("//"):
-                    target = url_for("pages.customer_list")
-                return redirect(target)
-        error = "Unknown email or wrong password."
-    return render_template("login.html", error=error), 401 if error else 200
+                return redirect(local_path(request.args.get("next")) or url_for("pages.customer_list"))
+        error, status = outcome.message, 429 if outcome.throttled else 401
+    return render_template("login.html", error=error), status
 
 
 @pages.post("/logout")
 def logout() -> ResponseReturnValue:
+    """Log out: this cookie, and every other of this agent's, stops working (a copy too)."""
+    agent = current_agent()
+    if agent is not None and session.get("agent_id") == agent.id:
+        with current_runtime().database.write() as db:
+            found = db.get(Agent, agent.id)
+            if found is not None:
+                end_sessions(found)
     session.clear()
     return redirect(url_for("pages.login"))
 

@@ -1,7 +1,7 @@
 """A content fingerprint per interaction, so two messages under one Message-ID stay two
 
 Revision ID: a7d3e1f0c2b4
-Revises: 0002
+Revises: h0003
 Create Date: 2026-12-02 06:15:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a7d3e1f0c2b4"
-down_revision = "0002"
+down_revision = "h0003"
 branch_labels = None
 depends_on = None
 

@@ -83,7 +83,7 @@ def post_event(client: FlaskClient, body: dict[str, Any], headers: dict[str, str
 
     The answer to the POST only says "received" (202); what the event became
     (its interaction, customer, conversation, or its error) is what
-    ``GET /api/journal/<id>`` reports once the processor has run.
+    ``GET /api/events/<id>`` reports once the processor has run.
     """
     response = client.post("/api/events", json=body, headers=headers)
     assert response.status_code == 202, response.json

@@ -74,3 +74,11 @@ def test_journal_list_received_shows_the_backlog_waiting_for_a_processor(app: Fl
     assert corridor(app, "journal", "list", "--status", "received").output.strip() == "no received entries"
     processed = corridor(app, "journal", "list", "--status", "processed").output
     assert all(f"#{i} " in processed for i in ids)
+
+
+def test_help_shows_corridors_commands_not_flasks_options(app: Flask) -> None:
+    shown = corridor(app, "--help").output
+    assert "customer" in shown
+    assert "user" in shown
+    for flask_option in ("--app", "--env-file", "--debug"):
+        assert flask_option not in shown

@@ -109,3 +109,23 @@ def test_removing_an_identity_keeps_the_history(runtime: Runtime, client: FlaskC
     assert client.delete(f"/api/customers/{caller}/identities/{identity['id']}", headers=auth).status_code == 204
     assert client.get(f"/api/customers/{caller}", headers=auth).json["identities"] == []
     assert len(client.get(f"/api/customers/{caller}/timeline", headers=auth).json["interactions"]) == 2
+
+
+def test_a_number_in_the_customers_own_national_format_is_found_on_a_us_deployment(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    from tests.hub.events import event_json, post_event
+
+    berlin = post_event(client, event_json(channel="sms", **{"from": "+493023125042"}), auth)["customer_id"]
+    london = post_event(client, event_json(channel="sms", **{"from": "+447911123456"}), auth)["customer_id"]
+    for typed, expected in [
+        ("030 23125042", berlin),
+        ("030 2312 5042", berlin),
+        ("+49 30 23125042", berlin),
+        ("07911 123456", london),
+    ]:
+        found = client.get("/api/customers", query_string={"phone": typed}, headers=auth)
+        assert found.status_code == 200, (typed, found.json)
+        assert [c["id"] for c in found.json["customers"]] == [expected], typed
+    nowhere = client.get("/api/customers", query_string={"phone": "0151 99999999"}, headers=auth)
+    assert nowhere.json["customers"] == []

@@ -42,7 +42,7 @@ def test_an_event_is_journaled_and_answered_before_it_is_processed(
     response = client.post("/api/events", json=event_json(), headers=auth)
     assert response.status_code == 202
     journal_id = response.json["journal_id"]
-    assert response.headers["Location"] == f"/api/journal/{journal_id}"
+    assert response.headers["Location"] == f"/api/events/{journal_id}"
     # Durable, not yet on the timeline: no processor has run in this test.
     entry = find_entry(runtime.database, journal_id)
     assert entry is not None

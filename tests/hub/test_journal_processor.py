@@ -172,7 +172,7 @@ def test_corridor_run_answers_and_its_worker_puts_the_event_on_the_timeline(tmp_
         assert status == 202
         journal_id = answer["journal_id"]
         deadline = time.monotonic() + 15
-        while (outcome := call("GET", f"/api/journal/{journal_id}")[1])["status"] == "received":
+        while (outcome := call("GET", f"/api/events/{journal_id}")[1])["status"] == "received":
             assert time.monotonic() < deadline, "the worker did not process the event"
             time.sleep(0.05)
         assert outcome["status"] == "processed"

@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
+from hub.storable import Unstorable, check_storable
 from hub.web.access import current_agent
-from hub.web.errors import ApiError
+from hub.web.errors import MAX_ID, ApiError
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object, every string in it storable on both databases.
+
+    A NUL or a lone surrogate (from a ``\\u`` escape), or nesting deeper than
+    anything Corridor takes, is a 400 naming the field.
+    """
     if not request.is_json:
         raise ApiError(415, "body", "send Content-Type: application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "body", "is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "body", "is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "body", "must be a JSON object")
+    try:
+        check_storable(data, "")
+    except Unstorable as exc:
+        raise ApiError(400, exc.field or "body", exc.message) from None
     return data
+
+
+def id_value(value: Any, field: str, what: str = "an id") -> int:
+    """An id from a JSON body: a whole number a database key can hold, else 400 naming ``field``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
+        raise ApiError(400, field, f"must be {what}")
+    return value
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -61,7 +84,10 @@ def time_arg(name: str) -> datetime | None:
         raise ApiError(400, name, f"is not an ISO 8601 date or time: {raw!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment
+        raise ApiError(400, name, f"is outside the range of dates Corridor stores: {raw!r}") from None
 
 
 def acting_agent_id() -> int | None:

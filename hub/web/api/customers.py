@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from hub import customers
+from hub import customers, erasure
 from hub.events import IdentityKind
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
 from hub.web.access import requires
-from hub.web.api.args import acting_agent_id, int_arg, json_body
+from hub.web.api.args import acting_agent_id, id_value, int_arg, json_body
 from hub.web.api.blueprint import api
 from hub.web.api.shapes import conversation_json, customer_json, identity_json, merge_json, page_json
 from hub.web.errors import ApiError
@@ -106,9 +106,7 @@ def remove_identity(customer_id: int, identity_id: int) -> ResponseReturnValue:
 def merge_customer(customer_id: int) -> ResponseReturnValue:
     """Merge the customer named by ``source_id`` into this one."""
     data = json_body()
-    source_id = data.get("source_id")
-    if not isinstance(source_id, int) or isinstance(source_id, bool):
-        raise ApiError(400, "source_id", "must be a customer id")
+    source_id = id_value(data.get("source_id"), "source_id", "a customer id")
     with current_runtime().database.write() as session:
         try:
             record = customers.merge(session, source_id, customer_id, actor_id=acting_agent_id())
@@ -126,3 +124,14 @@ def undo_merge(merge_id: int) -> ResponseReturnValue:
         except customers.Conflict as exc:
             raise ApiError(409, "merge_id", str(exc)) from None
         return jsonify(merge_json(record))
+
+
+@api.post("/customers/<int:customer_id>/erase")
+@requires("customers.erase")
+def erase_customer(customer_id: int) -> ResponseReturnValue:
+    """GDPR erasure: everything about this person goes; an audit record of counts stays (admins)."""
+    runtime = current_runtime()
+    with runtime.database.write() as session:
+        erased = erasure.erase_customer(session, customer_id, search=runtime.search, actor_id=acting_agent_id())
+    erasure.compact(runtime.database)
+    return jsonify({"customer_ids": erased.customer_ids, "erased": erased.counts()})

@@ -10,6 +10,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.db import without_sql
+from hub.events import ChannelEvent, Direction
+from hub.identity import InvalidAddress, normalise
 from hub.ingest import receive
 from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
@@ -34,7 +37,7 @@ def post_event() -> ResponseReturnValue:
 
     The event is validated, journaled and answered with 202: it is durable,
     and the journal processor puts it on the timeline a moment later
-    (``GET /api/journal/<id>`` says what became of it). ``?wait=<seconds>``
+    (``GET /api/events/<id>`` says what became of it). ``?wait=<seconds>``
     answers once it is processed instead, with its interaction, customer and
     conversation (201, or 200 for a duplicate), for clients that need the ids.
     """
@@ -46,9 +49,11 @@ def post_event() -> ResponseReturnValue:
         event = parse_event(body)
     except FieldError as exc:
         raise ApiError(400, exc.field, exc.message) from None
-    database = current_runtime().database
+    runtime = current_runtime()
+    _check_customer_address(event, runtime.pipeline.default_region)
+    database = runtime.database
     [journal_id] = receive(database, [event], source="api")
-    headers = {"Location": f"/api/journal/{journal_id}"}
+    headers = {"Location": f"/api/events/{journal_id}"}
     entry = _wait_processed(journal_id, wait) if wait else None
     if entry is None:
         return jsonify(_received_json(journal_id)), 202, headers
@@ -60,6 +65,23 @@ def post_event() -> ResponseReturnValue:
         return jsonify(outcome), 200, headers
     # Failed or deferred: journaled with its error for an admin to see and replay.
     return jsonify(outcome), 202, headers
+
+
+def _check_customer_address(event: ChannelEvent, default_region: str) -> None:
+    """Refuse an event whose customer address is no identity (``not-an-email``, phone ``12``).
+
+    The lookup answers 400 for the same value; accepted, it would make a
+    customer named after the typo. Connectors, whose data must not be lost,
+    store such senders with a defect instead: the API's caller can fix it.
+    """
+    party = event.customer_party
+    if party is None:
+        return
+    field = "to[0].address" if event.direction is Direction.OUTBOUND else "from.address"
+    try:
+        normalise(party, event.channel, default_region)
+    except InvalidAddress as exc:
+        raise ApiError(400, field, str(exc)) from None
 
 
 def _wait_processed(journal_id: int, seconds: float) -> JournalEntry | None:
@@ -83,16 +105,33 @@ def _wait_processed(journal_id: int, seconds: float) -> JournalEntry | None:
         runtime.waiting.release()
 
 
-@api.get("/journal/<int:entry_id>")
+@api.get("/events/<int:journal_id>")
 @requires("events.write")
+def get_event_outcome(journal_id: int) -> ResponseReturnValue:
+    """What became of an event a system posted (the Location of ``POST /api/events``).
+
+    For the systems that push events: received, processed, duplicate,
+    deferred or failed, and where it landed. Only events the API accepted
+    (source ``api``); the rest of the journal (webhooks, mail) is for admins.
+    """
+    database = current_runtime().database
+    entry = find_entry(database, journal_id)
+    if entry is None or entry.source != "api":
+        abort(404, description=f"no event {journal_id}")
+    with database.read() as session:
+        return jsonify(_journal_json(session, entry))
+
+
+@api.get("/journal/<int:entry_id>")
+@requires("journal.read")
 def get_journal_entry(entry_id: int) -> ResponseReturnValue:
-    """What became of a journaled event: received, processed, duplicate, deferred or failed."""
+    """Any journal entry, whatever delivered it (admins: ``journal.read``)."""
     database = current_runtime().database
     entry = find_entry(database, entry_id)
     if entry is None:
         abort(404, description=f"no journal entry {entry_id}")
     with database.read() as session:
-        return jsonify(_journal_json(session, entry))
+        return jsonify({**_journal_json(session, entry), "source": entry.source})
 
 
 #: A received entry older than this means no processor is keeping up (or running).
@@ -155,5 +194,6 @@ def _journal_json(session: Session, entry: JournalEntry) -> dict[str, Any]:
         "customer_id": interaction.customer_id if interaction else None,
         "conversation_id": interaction.conversation_id if interaction else None,
         "duplicate": entry.status == JournalStatus.DUPLICATE,
-        "error": entry.error,
+        # Errors stored before SQL was kept out of them still hold it.
+        "error": without_sql(entry.error) if entry.error else None,
     }

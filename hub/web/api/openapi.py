@@ -256,7 +256,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Push one event from any system onto a customer's timeline",
                 "description": (
                     "Validated and journaled, then answered 202: the event is durable and appears on the "
-                    "timeline once the journal processor has taken it (GET /api/journal/{journal_id}, also "
+                    "timeline once the journal processor has taken it (GET /api/events/{journal_id}, also "
                     "in the Location header). With wait=<seconds> the answer waits for processing instead, while "
                     "fewer than [journal] max_waiting requests are waiting already (else 202 at once)."
                 ),
@@ -282,11 +282,34 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "status ok or degraded, with journal counts"}},
             }
         },
+        "/api/events/{journal_id}": {
+            "get": {
+                "operationId": "getEventOutcome",
+                "tags": ["events"],
+                "summary": "What became of an event posted here: received, processed, duplicate, deferred or failed",
+                "parameters": [_id_param("journal_id")],
+                "responses": {"200": _ok("IngestResult"), "404": {"description": "No such event"}, **_ERRORS},
+            }
+        },
         "/api/journal/{entry_id}": {
             "get": {
-                "summary": "What became of a journaled event: received, processed, duplicate, deferred or failed",
+                "summary": "Any journal entry, whatever delivered it (admins: journal.read)",
                 "parameters": [_id_param("entry_id")],
                 "responses": {"200": _ok("IngestResult"), **_ERRORS},
+            }
+        },
+        "/api/attachments/{attachment_id}": {
+            "get": {
+                "operationId": "getAttachment",
+                "tags": ["attachments"],
+                "summary": "An attachment's bytes (images inline, the rest as a download); what inline cid: "
+                "images in an interaction's html point to",
+                "parameters": [_id_param("attachment_id")],
+                "responses": {
+                    "200": {"description": "The bytes", "content": {"application/octet-stream": {}}},
+                    "404": {"description": "No stored attachment"},
+                    **_ERRORS,
+                },
             }
         },
         "/api/customers": {
@@ -364,6 +387,20 @@ def openapi_document() -> dict[str, Any]:
                     }
                 },
                 "responses": {"200": _ok("Merge"), "409": {"description": "Cannot merge these"}, **_ERRORS},
+            }
+        },
+        "/api/customers/{customer_id}/erase": {
+            "post": {
+                "operationId": "eraseCustomer",
+                "tags": ["customers"],
+                "summary": "GDPR erasure (admins): the person's interactions, identities, attachments, journal "
+                "payloads, merges and search documents are deleted; an audit record of counts remains",
+                "parameters": [cid],
+                "responses": {
+                    "200": {"description": "Erased: the customer ids and what was removed, in counts"},
+                    "404": {"description": "No such customer"},
+                    **_ERRORS,
+                },
             }
         },
         "/api/merges/{merge_id}/undo": {

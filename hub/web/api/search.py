@@ -16,7 +16,7 @@ from hub.web.access import requires
 from hub.web.api.args import int_arg, time_arg
 from hub.web.api.blueprint import api
 from hub.web.api.shapes import hit_json
-from hub.web.errors import ApiError
+from hub.web.errors import MAX_ID, ApiError
 
 
 @api.get("/search")
@@ -36,7 +36,7 @@ def search() -> ResponseReturnValue:
     if order not in {"newest", "relevance"}:
         raise ApiError(400, "order", "must be newest or relevance")
     customer = request.args.get("customer")
-    if customer is not None and not customer.isdigit():
+    if customer is not None and not (customer.isascii() and customer.isdigit() and 0 < int(customer) <= MAX_ID):
         raise ApiError(400, "customer", "must be a customer id")
     query = SearchQuery(
         text=q,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.models import AttachmentRecord, Conversation, Customer, CustomerMerge, Identity, Interaction
+from hub.sanitise import inline_images, without_remote_content
 from hub.search import SearchHit
 from hub.timeline import TimelinePage
 
@@ -43,7 +44,21 @@ def attachment_json(attachment: AttachmentRecord) -> dict[str, Any]:
         "sha256": attachment.sha256,
         "url": attachment.url,
         "inline": attachment.inline,
+        "content_id": attachment.content_id,
+        # The bytes, when Corridor keeps them (a provider's URL otherwise).
+        "download_url": attachment_url(attachment) if attachment.sha256 else None,
     }
+
+
+def attachment_url(attachment: AttachmentRecord) -> str:
+    """Where Corridor serves an attachment's bytes, to agents who are logged in."""
+    return f"/api/attachments/{attachment.id}"
+
+
+def shown_html(html: str, attachments: list[AttachmentRecord]) -> str:
+    """An interaction's HTML as returned: nothing remote, inline images served by Corridor."""
+    urls = {a.content_id: attachment_url(a) for a in attachments if a.content_id and a.sha256}
+    return inline_images(without_remote_content(html), urls)
 
 
 def interaction_json(interaction: Interaction, attachments: list[AttachmentRecord]) -> dict[str, Any]:
@@ -61,7 +76,7 @@ def interaction_json(interaction: Interaction, attachments: list[AttachmentRecor
         "subject": interaction.subject,
         "text": interaction.text,
         "reply_text": interaction.reply_text,
-        "html": interaction.html,
+        "html": shown_html(interaction.html, attachments),
         "status": interaction.status,
         "error_code": interaction.error_code,
         "error_message": interaction.error_message,

@@ -190,3 +190,15 @@ def test_no_number_for_the_channel_is_a_clear_permanent_error(
         sender.from_address(Channel.SMS, CUSTOMER, None)
     assert refused.value.permanent
     assert "sms" in refused.value.message
+
+
+def test_the_rest_client_does_not_log_requests_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import connectors.twilio
+
+    transport = connectors.twilio.rest_transport()
+    with caplog.at_level(logging.INFO):
+        transport.logger.info("-- BEGIN Twilio API Request -- Headers: Authorization ...")
+    assert caplog.records == []
+    assert not transport.logger.isEnabledFor(logging.INFO)

@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 from hub.cli import cli
 from hub.models import Interaction, JournalEntry
 from hub.runtime import Runtime
+from tests.conftest import AppFactory, serving
+from tests.connectors.twilio.conftest import twilio_sections
 from tests.connectors.twilio.samples import OUR_NUMBER
 from tests.connectors.twilio.webhook_client import PUBLIC_URL, count, interaction, journal
 from tests.services import free_port
@@ -101,3 +103,15 @@ def test_call_end_needs_the_call(app: Flask) -> None:
     result = corridor(app, "twilio", "simulate", "call-end")
     assert result.exit_code == 2
     assert "--sid" in result.output
+
+
+def test_without_url_it_posts_to_the_public_base_url(make_app: AppFactory) -> None:
+    # The README's demo on another port: HUB_APP_PUBLIC_BASE_URL says where Corridor is.
+    port = free_port()
+    sections = twilio_sections()
+    sections["app"]["public_base_url"] = f"http://127.0.0.1:{port}"
+    app = make_app(**sections)
+    with serving(app, port):
+        result = corridor(app, "twilio", "simulate", "sms", "--from", CALLER)
+    assert result.exit_code == 0, result.output
+    assert f"POST http://127.0.0.1:{port}/webhooks/twilio/message -> 200" in result.output
