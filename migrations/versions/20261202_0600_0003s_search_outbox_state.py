@@ -1,0 +1,37 @@
+"""The search outbox keeps what the indexer did with each change
+
+Revision ID: 0003s
+Revises: 0002
+Create Date: 2026-12-02 06:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003s"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Rows are no longer deleted when indexed: a rebuild replays every change
+    # made since it started, including those the live indexer has already
+    # sent to the old index. The indexer purges done rows no rebuild needs.
+    with op.batch_alter_table("search_outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("state", sa.String(length=8), server_default="pending", nullable=False))
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("error", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(batch_op.f("ix_search_outbox_state_id"), ["state", "id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("search_outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_search_outbox_state_id"))
+        batch_op.drop_column("indexed_at")
+        batch_op.drop_column("error")
+        batch_op.drop_column("attempts")
+        batch_op.drop_column("state")
