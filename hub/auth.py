@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, Role] = {
     "replies.send": Role.AGENT,
     "search": Role.AGENT,
     "customers.merge": Role.SUPERVISOR,
+    "search.export": Role.SUPERVISOR,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
 }

@@ -302,7 +302,10 @@ class OutboxEntry(Base):
     """
 
     __tablename__ = "search_outbox"
-    __table_args__ = (Index(None, "state", "id"),)
+    # AUTOINCREMENT: SQLite would otherwise number a row one past the highest
+    # there is, and start again from 1 once the indexer has purged them all;
+    # these ids are versions, which must only grow.
+    __table_args__ = (Index(None, "state", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(Id, index=True)
