@@ -19,7 +19,7 @@ import elasticsearch
 from elasticsearch import Elasticsearch, helpers
 
 from hub.config import SearchSettings
-from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error
+from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error, reason_of
 
 
 @contextmanager
@@ -28,7 +28,7 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except elasticsearch.ApiError as exc:
-        raise engine_error(exc.meta.status, str(exc.message)) from None
+        raise engine_error(exc.meta.status, reason_of(exc.body, str(exc.message))) from None
     except elastic_transport.TransportError as exc:  # connection refused, timeout, TLS
         raise engine_error(None, str(exc)) from None
     except elasticsearch.UnsupportedProductError as exc:

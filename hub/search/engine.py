@@ -85,6 +85,18 @@ def engine_error(status: int | None, reason: str) -> EngineError:
     return EngineRequestError(status, reason)
 
 
+def reason_of(body: Any, fallback: str) -> str:
+    """The engine's own words from an error body (``error.type: error.reason``), else ``fallback``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or []
+        cause = causes[0] if causes and isinstance(causes[0], dict) else error
+        return f"{cause.get('type', error.get('type', 'error'))}: {cause.get('reason', error.get('reason', ''))}"
+    if isinstance(error, str):
+        return error
+    return fallback
+
+
 @dataclass(frozen=True, slots=True)
 class BulkItem:
     """What became of one action of a bulk request."""

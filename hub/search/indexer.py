@@ -187,9 +187,25 @@ def _record(session: Session, outcomes: Sequence[Outcome]) -> DrainResult:
             .where(OutboxEntry.id.in_(done[start : start + 500]))
             .values(state=OutboxState.DONE, indexed_at=now, error=None)
         )
+    settled = [o.change for o in outcomes if o.result in _COUNTERS]
+    supersede_failures(session, {c.interaction_id: c.version for c in settled})
     _add_stats(session, result)
     purge(session)
     return result
+
+
+def supersede_failures(session: Session, versions: dict[int, int]) -> None:
+    """Failed rows older than a version now in the index are settled by it: no longer failures."""
+    for interaction_id, version in versions.items():
+        session.execute(
+            update(OutboxEntry)
+            .where(
+                OutboxEntry.interaction_id == interaction_id,
+                OutboxEntry.state == OutboxState.FAILED,
+                OutboxEntry.id < version,
+            )
+            .values(state=OutboxState.DONE, indexed_at=utcnow())
+        )
 
 
 def _add_stats(session: Session, result: DrainResult) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database
@@ -102,8 +102,15 @@ def _hold(database: Database, index: str) -> int:
     return position
 
 
-def _release(database: Database) -> None:
+def _release(database: Database, position: int | None = None) -> None:
+    """End the hold; after a finished rebuild, rows that failed before its position are settled by its load."""
     with database.write() as session:
+        if position is not None:
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.state == OutboxState.FAILED, OutboxEntry.id <= position)
+                .values(state=OutboxState.DONE, indexed_at=utcnow())
+            )
         row = session.get(ConnectorState, (STATE_CONNECTOR, HOLD_KEY))
         if row is not None:
             session.delete(row)
@@ -203,7 +210,7 @@ def rebuild(database: Database, backend: EngineBackend, progress: Progress | Non
                 log.warning("could not delete the unfinished index %s", new)
             _release(database)
         raise
-    _release(database)
+    _release(database, position)
     for old in previous:
         try:
             client.delete_index(old)

@@ -15,7 +15,7 @@ import opensearchpy
 from opensearchpy import OpenSearch, helpers
 
 from hub.config import SearchSettings
-from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error
+from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error, reason_of
 
 
 @contextmanager
@@ -27,7 +27,7 @@ def _translated() -> Iterator[None]:
         raise engine_error(None, str(exc.error)) from None
     except opensearchpy.TransportError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else None
-        raise engine_error(status, str(exc.error)) from None
+        raise engine_error(status, reason_of(exc.info, str(exc.error))) from None
 
 
 class OpenSearchClient:
