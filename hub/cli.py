@@ -51,6 +51,9 @@ def _create_app() -> Flask:
 def cli() -> None:
     """Corridor: one timeline per customer, across every channel."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Both search clients log every request at INFO: hundreds a second from the indexer.
+    for name in ("opensearch", "elastic_transport.transport"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main() -> None:
