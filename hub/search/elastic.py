@@ -58,6 +58,8 @@ class ElasticClient:
                 # The indexer retries with its own backoff; a search should fail fast.
                 max_retries=0,
                 retry_on_timeout=False,
+                # Web threads, the indexer and the health check share one client.
+                connections_per_node=16,
                 **options,
             )
         )

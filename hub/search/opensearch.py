@@ -55,6 +55,8 @@ class OpenSearchClient:
                 timeout=settings.request_timeout,
                 max_retries=0,
                 retry_on_timeout=False,
+                # Web threads, the indexer and the health check share one client.
+                pool_maxsize=16,
                 headers=headers or None,
                 **options,
             )
