@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from hub import customers
@@ -11,7 +12,7 @@ from hub.events import Channel, IdentityKind, InteractionKind, InteractionUpdate
 from hub.ingest import ingest
 from hub.models import Interaction, OutboxEntry
 from hub.runtime import Runtime
-from hub.search import SearchQuery
+from hub.search import SearchQuery, indexer
 from hub.search.engine import EngineBackend
 from hub.search.indexer import Change, drain, send
 from hub.search.lifecycle import check, outbox_status, rebuild, repair
@@ -176,3 +177,44 @@ def test_a_rebuild_while_events_keep_arriving_loses_nothing(engine_runtime: Runt
     # The index is back to normal settings and the held outbox rows are purged.
     with engine_runtime.database.read() as session:
         assert outbox_status(session).hold is None
+
+
+def test_an_indexer_crashing_after_its_bulk_request_loses_and_doubles_nothing(
+    engine_runtime: Runtime, engine: EngineBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(engine_runtime, *[event(Channel.SMS, "+14155550142", hours=h, text=f"crash {h}") for h in range(4)])
+
+    def crash(*_args: object) -> None:
+        raise RuntimeError("killed between the bulk request and the commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(indexer, "_record", crash)
+        with pytest.raises(RuntimeError):
+            indexer.drain_once(engine_runtime.database, engine)
+    with engine_runtime.database.read() as session:
+        assert outbox_status(session).pending == 4  # nothing marked: it is all sent again
+    again = settle(engine_runtime)
+    assert again.conflicts == 4  # the engine has them at these versions already: the repeat changes nothing
+    assert engine.client.count(engine.alias) == 4
+    assert check(engine_runtime.database, engine).ok
+
+
+def test_indexers_running_at_once_share_the_outbox(engine_runtime: Runtime, engine: EngineBackend) -> None:
+    put(engine_runtime, *[event(Channel.SMS, f"+1415555{n:04d}", hours=n, text=f"shared {n}") for n in range(400)])
+    results: list[indexer.DrainResult] = []
+
+    def work() -> None:
+        results.append(drain(engine_runtime.database, engine))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.client.refresh(engine.alias)
+    assert engine.client.count(engine.alias) == 400
+    if engine_runtime.database.dialect == "postgresql":
+        # FOR UPDATE SKIP LOCKED: every row went to exactly one indexer.
+        assert sum(r.indexed for r in results) == 400
+        assert sum(r.conflicts for r in results) == 0
+    assert check(engine_runtime.database, engine).ok
