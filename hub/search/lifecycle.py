@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 LOAD_BATCH = 2000
 #: Outbox rows replayed per bulk request.
 REPLAY_BATCH = 1000
+#: Seconds after the indexer's last pass before the health check compares counts (the refresh interval, and more).
+SETTLE_SECONDS = 5.0
 #: Times the count is checked (with a replay between) before a rebuild gives up.
 VERIFY_ATTEMPTS = 10
 
@@ -405,14 +407,23 @@ def search_health(database: Database, backend: EngineBackend) -> dict[str, Any]:
     """What /api/health says about search: engine up, lag, failures; ``degraded`` with the reason."""
     with database.read() as session:
         status = outbox_status(session, failures=0)
+        in_database = int(session.scalar(select(func.count()).select_from(Interaction)) or 0)
     lag = status.lag_seconds()
     reasons = []
+    in_index: int | None = None
     try:
-        backend.client.count(backend.alias)
+        in_index = backend.client.count(backend.alias)
         engine = "up"
     except EngineError as exc:
         engine = "unavailable"
         reasons.append(f"the search engine is unavailable ({exc})")
+    # With nothing on its way, the index must hold exactly the interactions;
+    # documents sent in the last seconds may not be refreshed into counts yet.
+    last_pass = status.totals.get("last_pass_at")
+    settled = not last_pass or (utcnow() - datetime.fromisoformat(last_pass)).total_seconds() > SETTLE_SECONDS
+    if in_index is not None and status.pending == 0 and settled and in_index != in_database:
+        reasons.append(f"the index holds {in_index} documents, the database {in_database} interactions "
+                       "(corridor search check --repair)")  # fmt: skip
     if lag > backend.settings.lag_threshold:
         reasons.append(f"the oldest change waiting for the index is {lag:.0f} s old")
     if status.failed:
@@ -423,6 +434,8 @@ def search_health(database: Database, backend: EngineBackend) -> dict[str, Any]:
         "lag_seconds": round(lag, 1),
         "pending": status.pending,
         "failed": status.failed,
+        "documents": in_index,
+        "interactions": in_database,
         "degraded": bool(reasons),
         "reason": "; ".join(reasons) or None,
     }

@@ -15,6 +15,7 @@ from hub.config import SettingsError
 from hub.events import Channel
 from hub.models import OutboxEntry
 from hub.runtime import Runtime
+from hub.search import lifecycle
 from hub.search.engine import EngineBackend
 from hub.search.opensearch import OpenSearchClient
 from tests.hub.events import event
@@ -58,13 +59,19 @@ def test_status_shows_documents_the_engine_refused_and_a_rebuild_mends_them(
     assert engine_app.test_client().get("/api/health").json["status"] == "ok"
 
 
-def test_check_repair_queues_what_differs(engine_app: Flask, engine_runtime: Runtime, engine: EngineBackend) -> None:
+def test_check_repair_queues_what_differs(
+    engine_app: Flask, engine_runtime: Runtime, engine: EngineBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     [kept, lost] = put(engine_runtime, event(Channel.SMS, "+14155550142", text="one"),
                        event(Channel.SMS, "+14155550142", hours=1, text="two"))  # fmt: skip
     # A write that never reached the index: its outbox row is lost before the indexer saw it.
     with engine_runtime.database.write() as session:
         session.execute(delete(OutboxEntry).where(OutboxEntry.interaction_id == lost.interaction_id))
     settle(engine_runtime)
+    monkeypatch.setattr(lifecycle, "SETTLE_SECONDS", 0.0)
+    health = engine_app.test_client().get("/api/health").json
+    assert health["status"] == "degraded"
+    assert "the index holds 1 documents, the database 2" in health["reason"]
     found = corridor(engine_app, "search", "check")
     assert found.exit_code == 1
     assert f"missing: {lost.interaction_id}" in found.output
