@@ -236,10 +236,13 @@ class EngineBackend:
                 targets = [index]
                 log.info("created search index %s behind alias %s", index, self.alias)
         except EngineRefused as exc:
-            setting = (
-                "HUB_SEARCH_API_KEY" if self.settings.api_key or self.settings.api_key_file else "HUB_SEARCH_USERNAME"
-            )
-            raise SettingsError(f"{setting}: the search engine refused the credentials ({exc})") from None
+            if self.settings.api_key or self.settings.api_key_file:
+                problem = "HUB_SEARCH_API_KEY: the search engine refused the API key"
+            elif self.settings.username:
+                problem = "HUB_SEARCH_USERNAME: the search engine refused the user name or password"
+            else:
+                problem = "HUB_SEARCH_API_KEY: the search engine wants credentials and none are set"
+            raise SettingsError(f"{problem} ({exc})") from None
         except EngineUnavailable as exc:
             raise SettingsError(
                 f"HUB_SEARCH_URL: cannot reach the search engine at {self.settings.url} ({exc})"

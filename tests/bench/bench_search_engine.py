@@ -47,7 +47,7 @@ from tests.bench.workload import Workload
 INTERACTIONS = 10_000
 RATE = 500
 INGEST_SECONDS = 10.0
-QUERY_ROUNDS = 200
+QUERY_ROUNDS = 100
 QUERIES = ("order", "refund delivery", '"tracking number"', "deliv*", "invoice")
 
 
