@@ -6,7 +6,9 @@ Every engine test runs with ``backend = "opensearch"`` (opensearch-py) and
 ``osmem-server``, an OpenSearch-compatible engine started for the session; a
 fresh clone of it per test. With ``HUB_TEST_ELASTICSEARCH_URL`` set, a third
 lane runs the same tests against that real Elasticsearch (official client,
-no node class; each test under its own index prefix, deleted afterwards).
+no node class; each test under its own index prefix, deleted afterwards;
+``HUB_TEST_ELASTICSEARCH_API_KEY`` and ``HUB_TEST_ELASTICSEARCH_CA_FILE`` for
+a cluster with security on).
 Without the engine the tests skip, and under ``CI=true`` they fail.
 """
 
@@ -31,6 +33,15 @@ from tests.hub.search.loopback_node import CompatibleMediaTypeNode
 from tests.services import require
 
 REAL_ELASTICSEARCH = os.environ.get("HUB_TEST_ELASTICSEARCH_URL", "")
+#: For a real cluster with security on: an API key and the CA of its certificate.
+REAL_ELASTICSEARCH_SETTINGS = {
+    key: value
+    for key, value in (
+        ("api_key", os.environ.get("HUB_TEST_ELASTICSEARCH_API_KEY", "")),
+        ("ca_file", os.environ.get("HUB_TEST_ELASTICSEARCH_CA_FILE", "")),
+    )
+    if value
+}
 
 _LANES = ["opensearch", "elasticsearch"] + (["elasticsearch-real"] if REAL_ELASTICSEARCH else [])
 
@@ -84,6 +95,7 @@ def make_engine_app(make_app: AppFactory, engine_lane: str, engine_url: str) -> 
             "index_prefix": prefix,
             "replicas": 0,
             "batch_size": 200,
+            **(REAL_ELASTICSEARCH_SETTINGS if engine_lane == "elasticsearch-real" else {}),
             **sections.pop("search", {}),
         }
         app = make_app(search=search, **sections)

@@ -33,10 +33,11 @@ def test_status_shows_documents_the_engine_refused_and_a_rebuild_mends_them(
     put(engine_runtime, *[event(Channel.SMS, "+14155550142", hours=h, text=f"hello {h}") for h in range(3)])
     # An index whose mapping has drifted from Corridor's behind the alias: every document is refused.
     [good] = engine.client.alias_targets(engine.alias)
-    drifted = {"dynamic": "strict", "properties": {"id": {"type": "long"}}}
-    engine.client.create_index("drifted", {"settings": {"number_of_shards": 1}, "mappings": drifted})
+    drifted = f"{engine.alias}-drifted"
+    mapping = {"dynamic": "strict", "properties": {"id": {"type": "long"}}}
+    engine.client.create_index(drifted, {"settings": {"number_of_shards": 1}, "mappings": mapping})
     engine.client.update_aliases([{"remove": {"index": good, "alias": engine.alias}},
-                                  {"add": {"index": "drifted", "alias": engine.alias}}])  # fmt: skip
+                                  {"add": {"index": drifted, "alias": engine.alias}}])  # fmt: skip
     result = settle(engine_runtime)
     assert result.failed == 3
     status = corridor(engine_app, "search", "status")
@@ -51,7 +52,7 @@ def test_status_shows_documents_the_engine_refused_and_a_rebuild_mends_them(
     assert "docs/s" in rebuilt.output
     assert "ETA" in rebuilt.output
     assert "3 interactions loaded" in rebuilt.output
-    assert "drifted" not in engine.client.alias_targets(engine.alias)
+    assert drifted not in engine.client.alias_targets(engine.alias)
     check = corridor(engine_app, "search", "check")
     assert check.exit_code == 0, check.output
     assert "0 missing, 0 stale, 0 orphaned" in check.output
