@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, Role] = {
     "search": Role.AGENT,
     "customers.merge": Role.SUPERVISOR,
     "customers.erase": Role.ADMIN,
+    "search.export": Role.SUPERVISOR,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
 }

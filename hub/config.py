@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -245,17 +246,69 @@ class DatabaseSettings:
             raise SettingsError("HUB_DATABASE_URL: a SQLite database lives in a file: sqlite:///path/to/corridor.db")
 
 
+#: The search backends ``[search] backend`` may name; the last two are engines.
+SEARCH_BACKENDS = ("auto", "sqlite", "postgres", "elasticsearch", "opensearch")
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
     backend: str
-    elasticsearch_url: str
-    elasticsearch_index: str
+    url: str
+    api_key: str = dataclasses.field(repr=False)
+    api_key_file: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+    password_file: str
+    ca_file: str
+    index_prefix: str
+    shards: int
+    replicas: int
+    request_timeout: float
+    batch_size: int
+    lag_threshold: float
+
+    @property
+    def engine(self) -> bool:
+        """Whether the backend is an external search engine (fed from the outbox)."""
+        return self.backend in {"elasticsearch", "opensearch"}
+
+    @property
+    def urls(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
 
     def validate(self) -> None:
-        if self.backend not in {"auto", "sqlite", "postgres", "elasticsearch"}:
+        if self.backend not in SEARCH_BACKENDS:
+            raise SettingsError(f"HUB_SEARCH_BACKEND: one of {', '.join(SEARCH_BACKENDS)}, got {self.backend!r}")
+        if self.engine:
+            if not self.urls:
+                raise SettingsError(f"HUB_SEARCH_URL: required with HUB_SEARCH_BACKEND={self.backend}")
+            for url in self.urls:
+                if not url.startswith(("http://", "https://")):
+                    raise SettingsError(f"HUB_SEARCH_URL: must start with http:// or https://, got {url!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,100}", self.index_prefix):
             raise SettingsError(
-                f"HUB_SEARCH_BACKEND: one of auto, sqlite, postgres, elasticsearch, got {self.backend!r}"
+                f"HUB_SEARCH_INDEX_PREFIX: lowercase letters, digits, '-', '_' and '.', got {self.index_prefix!r}"
             )
+        if not 1 <= self.shards <= 1024:
+            raise SettingsError(f"HUB_SEARCH_SHARDS: between 1 and 1024, got {self.shards}")
+        if not 0 <= self.replicas <= 16:
+            raise SettingsError(f"HUB_SEARCH_REPLICAS: between 0 and 16, got {self.replicas}")
+        if not 0.1 <= self.request_timeout <= 600:
+            raise SettingsError(f"HUB_SEARCH_REQUEST_TIMEOUT: between 0.1 and 600 seconds, got {self.request_timeout}")
+        if not 1 <= self.batch_size <= 10_000:
+            raise SettingsError(f"HUB_SEARCH_BATCH_SIZE: between 1 and 10000, got {self.batch_size}")
+        if self.lag_threshold <= 0:
+            raise SettingsError(f"HUB_SEARCH_LAG_THRESHOLD: must be > 0 seconds, got {self.lag_threshold}")
+        if self.username and not (self.password or self.password_file):
+            raise SettingsError("HUB_SEARCH_PASSWORD: required with HUB_SEARCH_USERNAME (or HUB_SEARCH_PASSWORD_FILE)")
+
+    def credentials(self) -> tuple[str, tuple[str, str] | None]:
+        """The API key ("" when none) and the basic-auth pair (None when none), read from where they are kept."""
+        api_key = read_secret(self.api_key, self.api_key_file, "HUB_SEARCH_API_KEY")
+        basic = None
+        if self.username:
+            basic = (self.username, read_secret(self.password, self.password_file, "HUB_SEARCH_PASSWORD"))
+        return api_key, basic
 
 
 @dataclasses.dataclass(frozen=True)

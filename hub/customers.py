@@ -30,6 +30,7 @@ from hub.models import (
     Interaction,
     utcnow,
 )
+from hub.search import outbox
 
 
 class NotFound(LookupError):
@@ -272,7 +273,10 @@ def remove_identity(session: Session, customer_id: int, identity_id: int, *, act
     identity = session.get(Identity, identity_id)
     if identity is None or identity.customer_id != customer.id:
         raise NotFound(f"customer {customer.id} has no identity {identity_id}")
+    unlinked = list(session.scalars(select(Interaction.id).where(Interaction.identity_id == identity.id)))
     session.execute(update(Interaction).where(Interaction.identity_id == identity.id).values(identity_id=None))
+    # Their documents carried the identity's address.
+    outbox.queue(session, unlinked)
     audit(session, actor_id, "identity.remove", "customer", customer.id, identity_id=identity.id,
           kind=identity.kind, value=identity.value)  # fmt: skip
     session.delete(identity)
@@ -313,6 +317,8 @@ def merge(session: Session, source_id: int, target_id: int, *, actor_id: int | N
     }
     for model in (Identity, Conversation, Interaction):
         session.execute(update(model).where(model.customer_id == source.id).values(customer_id=target.id))
+    # The moved interactions' documents name the target now.
+    outbox.queue(session, moved["interaction"])
     source.merged_into_id = target.id
     record = CustomerMerge(source_id=source.id, target_id=target.id, merged_by_id=actor_id, moved=moved)
     session.add(record)
@@ -352,6 +358,7 @@ def unmerge(session: Session, merge_id: int, *, actor_id: int | None) -> Custome
             session.execute(
                 update(model).where(model.id.in_(moved_ids[start : start + 500])).values(customer_id=source.id)
             )
+    outbox.queue(session, record.moved.get("interaction", []))
     source.merged_into_id = None
     record.undone_at = utcnow()
     session.flush()

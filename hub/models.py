@@ -308,14 +308,35 @@ class AppliedUpdate(Base):
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OutboxState(enum.StrEnum):
+    #: Written with the change; the indexer sends it next.
+    PENDING = "pending"
+    #: In the index. Kept while a rebuild needs to replay it, then purged.
+    DONE = "done"
+    #: The engine refused the document; ``error`` says why (`corridor search status`).
+    FAILED = "failed"
+
+
 class OutboxEntry(Base):
-    """A change the external search index has yet to see; written in the same transaction."""
+    """A change the external search index has yet to see; written in the same transaction.
+
+    Its id is the version the document is indexed with (external versioning):
+    ids grow with every change, so an older state can never overwrite a newer one.
+    """
 
     __tablename__ = "search_outbox"
+    # AUTOINCREMENT: SQLite would otherwise number a row one past the highest
+    # there is, and start again from 1 once the indexer has purged them all;
+    # these ids are versions, which must only grow.
+    __table_args__ = (Index(None, "state", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(Id, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[OutboxState] = mapped_column(String(8), default=OutboxState.PENDING, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    indexed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class OutboundDelivery(Base):

@@ -64,7 +64,7 @@ def build_runtime(settings: Settings) -> Runtime:
         sqlite_synchronous=hub.database.sqlite_synchronous.upper(),
         pool_size=hub.database.pool_size,
     )
-    search = make_backend(hub.search.backend, database.dialect)
+    search = make_backend(hub.search.backend, database.dialect, hub.search, database)
     notifier = Notifier()
     pipeline = PipelineConfig(
         default_region=hub.identity.default_region.upper(),

@@ -5,8 +5,9 @@ Backends:
 * ``sqlite``: FTS5, updated inside the ingest transaction (embedded default).
 * ``postgres``: PostgreSQL full-text search on an expression index; nothing to
   update at ingest because the index follows the rows.
-* ``elasticsearch``: fed from the outbox written in the ingest transaction
-  (a later piece of work; the outbox is already written).
+* ``elasticsearch`` / ``opensearch``: an engine index fed from the outbox
+  written in the ingest transaction (``hub.search.engine``; the indexer in
+  ``hub.search.indexer``, rebuild and check in ``hub.search.lifecycle``).
 
 ``in_transaction`` tells the ingest pipeline whether to call :meth:`index`
 itself or to write outbox rows for a relay.
@@ -19,9 +20,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from hub.config import SearchSettings
+    from hub.db import Database
 
 #: Progress of long work: (done, total).
 Progress = Callable[[int, int], None]
@@ -140,8 +145,15 @@ def safe_snippet(marked: str) -> str:
     return html.escape(marked).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
-def make_backend(name: str, dialect: str) -> SearchBackend:
-    """The backend for the ``[search] backend`` setting on this database."""
+def make_backend(name: str, dialect: str, settings: SearchSettings | None = None,
+                 database: Database | None = None) -> SearchBackend:  # fmt: skip
+    """The backend for the ``[search] backend`` setting on this database (engines need ``settings``)."""
+    if name in ("elasticsearch", "opensearch"):
+        from hub.search.engine import make_engine_backend
+
+        if settings is None:
+            raise ValueError(f"HUB_SEARCH_BACKEND={name} needs the [search] settings")
+        return make_engine_backend(settings, database)
     if name == "auto":
         name = "sqlite" if dialect == "sqlite" else "postgres"
     if name == "sqlite":

@@ -14,6 +14,8 @@ Figures (see DESIGN.md, "Numbers to reach"):
 5. ``memory``   RSS while 1M events go through the pipeline (builds the DB for 3 and 4)
 6. ``email``    mailbox backfill from a private Dovecot vs a raw IMAP fetch of the same mail
 7. ``twilio``   signed inbound-SMS webhooks over waitress vs a bare Flask endpoint
+8. ``engine``   the search engine backend (osmem-server, or HUB_BENCH_SEARCH_URL): rebuild vs raw bulk,
+                indexing lag at 500 events/s, search with facets vs raw _search (10k interactions)
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -38,10 +40,10 @@ from pathlib import Path
 
 import sqlalchemy
 
-from tests.bench import batch, bench_email, bench_twilio, bigdb, reads, webhook
+from tests.bench import batch, bench_email, bench_search_engine, bench_twilio, bigdb, reads, webhook
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search")
+FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search", "engine")
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_email.run(workspace, messages=500 if args.quick else bench_email.MESSAGES)
         if "twilio" in chosen:
             results += bench_twilio.run(workspace, sizes)
+        if "engine" in chosen:
+            results += bench_search_engine.run(workspace, quick=args.quick)
         if {"memory", "timeline", "search"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():

@@ -17,6 +17,8 @@ from hub.ingest import receive
 from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
 from hub.runtime import current_runtime
+from hub.search.engine import EngineBackend
+from hub.search.lifecycle import search_health
 from hub.web.access import requires
 from hub.web.api.args import float_arg
 from hub.web.api.blueprint import api
@@ -145,21 +147,27 @@ def health() -> ResponseReturnValue:
     ``degraded`` when a received event has waited more than a minute: the
     web process journals and answers, so a stopped worker shows nowhere else.
     """
-    database = current_runtime().database
+    runtime = current_runtime()
+    database = runtime.database
     received, oldest = received_backlog(database)
     with database.read() as session:
         failed = session.scalar(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
         )
     waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-    degraded = waited > BACKLOG_DEGRADED_SECONDS
-    return jsonify(
-        {
-            "status": "degraded" if degraded else "ok",
-            "reason": f"received events have waited {waited:.0f} s for the journal processor" if degraded else None,
-            "journal": {"received": received, "oldest_received_seconds": round(waited, 1), "failed": failed},
-        }
-    )
+    reasons = []
+    if waited > BACKLOG_DEGRADED_SECONDS:
+        reasons.append(f"received events have waited {waited:.0f} s for the journal processor")
+    body: dict[str, Any] = {
+        "journal": {"received": received, "oldest_received_seconds": round(waited, 1), "failed": failed},
+    }
+    if isinstance(runtime.search, EngineBackend):
+        # The index's lag and failures: an engine that is down or behind
+        # shows here, while ingest and the timeline carry on.
+        body["search"] = search_health(database, runtime.search)
+        if body["search"]["degraded"]:
+            reasons.append(body["search"]["reason"])
+    return jsonify({"status": "degraded" if reasons else "ok", "reason": "; ".join(reasons) or None, **body})
 
 
 def _received_json(journal_id: int) -> dict[str, Any]:

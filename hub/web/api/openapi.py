@@ -48,6 +48,21 @@ def _enum(values: Any) -> dict[str, Any]:
     return {"type": "string", "enum": [v.value for v in values]}
 
 
+def _search_parameters() -> list[dict[str, Any]]:
+    """The search and its filters, shared by the search and its export."""
+    return [
+        _query("q", 'Words, "phrases", prefix*'),
+        _query("channel", "Repeat or comma-separate"),
+        _query("direction", "inbound, outbound, internal"),
+        _query("since", "ISO 8601"),
+        _query("until", "ISO 8601"),
+        _query("customer", "Customer id", {"type": "integer"}),
+        _query("kind", "message, call, voicemail, note...; repeat or comma-separate (engine backends)"),
+        _query("status", "Delivery or call status; repeat or comma-separate (engine backends)"),
+        _query("agent", "Id of the agent who wrote it; repeat or comma-separate (engine backends)"),
+    ]
+
+
 def openapi_document() -> dict[str, Any]:
     party = {
         "type": "object",
@@ -231,6 +246,42 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "next_cursor": {"type": ["string", "null"]},
+                "total": {"type": "integer", "description": "Every match (on an engine always; else with facets=1)"},
+                "facets": {
+                    "type": "object",
+                    "description": "With facets=1: counts of the matches per value",
+                    "properties": {
+                        "total": {"type": "integer"},
+                        "channel": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "direction": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "status": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                            "description": "'none' for interactions without a status",
+                        },
+                        "agent": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                            "description": "By the id of the agent who wrote it",
+                        },
+                        "histogram": {
+                            "type": "object",
+                            "properties": {
+                                "interval": {"type": "string"},
+                                "buckets": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "start": {"type": "string", "format": "date-time"},
+                                            "count": {"type": "integer"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
         "Reply": {
@@ -277,7 +328,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/health": {
             "get": {
                 "summary": "Health for monitoring (no token): journal backlog and failures; degraded when "
-                "received events wait over a minute for the journal processor",
+                "received events wait over a minute for the journal processor, and, on a search engine, when it "
+                "is unavailable, the index lags more than [search] lag_threshold or documents failed to index",
                 "security": [],
                 "responses": {"200": {"description": "status ok or degraded, with journal counts"}},
             }
@@ -432,23 +484,76 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/search": {
             "get": {
-                "summary": "Full-text search over every interaction",
+                "operationId": "searchInteractions",
+                "tags": ["search"],
+                "summary": "Full-text search over every interaction, with facets",
+                "description": (
+                    'Words, "phrases" and prefix* on every backend; every term is required and nothing typed is '
+                    "a syntax error. On a search engine (elasticsearch, opensearch) a phone number matches however it "
+                    "is typed ('+49 30 2312', '030 2312') and an address by its beginning ('maria.keller@'); pages "
+                    "continue past 10,000 hits (search_after). Facets (facets=1) are counted by the engine, or by "
+                    "the database on SQLite and PostgreSQL full text. Filtering by kind, status or agent needs an "
+                    "engine (400 on the embedded backends). 503 while the engine is unavailable."
+                ),
                 "parameters": [
-                    _query("q", 'Words, "phrases", prefix*'),
-                    _query("channel", "Repeat or comma-separate"),
-                    _query("direction", "inbound, outbound, internal"),
-                    _query("since", "ISO 8601"),
-                    _query("until", "ISO 8601"),
-                    _query("customer", "Customer id", {"type": "integer"}),
+                    *_search_parameters(),
                     _query(
                         "order",
-                        "newest (default) or relevance; on SQLite a word in more than 1,000 interactions is "
-                        "ranked among its newest 1,000 matches",
+                        "newest (default) or relevance; on SQLite a word in more than 1,000 "
+                        "interactions is ranked among its newest 1,000 matches",
                     ),
                     _query("limit", "1-100", {"type": "integer"}),
                     _query("cursor", "From next_cursor"),
+                    _query("facets", "1: add total and facets (channel, direction, status, agent, histogram)"),
+                    _query(
+                        "interval",
+                        "The histogram's buckets: day (default), week (from Monday) or month",
+                        {"type": "string", "enum": ["day", "week", "month"]},
+                    ),
                 ],
-                "responses": {"200": _ok("SearchResults"), **_ERRORS},
+                "responses": {
+                    "200": _ok("SearchResults"),
+                    "503": {
+                        "description": "The search engine is unavailable",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    },
+                    **_ERRORS,
+                },
+            }
+        },
+        "/api/search/export": {
+            "get": {
+                "operationId": "exportSearch",
+                "tags": ["search"],
+                "summary": "Every match of a search as CSV, streamed (supervisors; audited)",
+                "description": (
+                    "All matches, newest first, not one page: read from the engine with a point in time where "
+                    "it has one, else page by page; works on every backend. Columns: "
+                    + ", ".join(
+                        [
+                            "interaction_id",
+                            "occurred_at",
+                            "channel",
+                            "direction",
+                            "kind",
+                            "status",
+                            "customer_id",
+                            "conversation_id",
+                            "from",
+                            "to",
+                            "subject",
+                            "text",
+                        ]
+                    )
+                    + ". The audit log records who "
+                    "exported, the search, and how many rows were sent."
+                ),
+                "parameters": _search_parameters(),
+                "responses": {
+                    "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "503": {"description": "The search engine is unavailable"},
+                    **_ERRORS,
+                },
             }
         },
         "/api/me": {
