@@ -73,6 +73,16 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "Party": party,
+        "LiveToken": {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "url": {"type": "string", "description": "The server-sent events stream"},
+                "topics": {"type": "array", "items": {"type": "string"}},
+                "position": {"type": "integer", "description": "The newest event id now: pass it as last_event_id"},
+                "expires_in": {"type": "integer"},
+            },
+        },
         "ChannelEvent": {
             "type": "object",
             "required": ["channel", "external_id", "occurred_at", "direction"],
@@ -412,6 +422,19 @@ def openapi_document() -> dict[str, Any]:
                     _query("cursor", "From next_cursor"),
                 ],
                 "responses": {"200": _ok("SearchResults"), **_ERRORS},
+            }
+        },
+        "/api/live/token": {
+            "get": {
+                "operationId": "getLiveToken",
+                "tags": ["live"],
+                "summary": "A stream token for live updates, and the stream URL",
+                "description": (
+                    "Open `url?token=…&last_event_id=…` with EventSource. Events are "
+                    '`{"id", "topic", "kind", "data", "at"}`; after a drop the stream replays from '
+                    "Last-Event-ID. The token expires after `expires_in` seconds: fetch another."
+                ),
+                "responses": {"200": _ok("LiveToken"), **_ERRORS},
             }
         },
         "/api/me": {
