@@ -159,6 +159,13 @@ class Conversation(Base):
         # The threading lookup: a customer's most recent conversation that is
         # not closed.
         Index(None, "customer_id", "status", "last_activity_at"),
+        # The inbox (hub.conversations.inbox): one view (status, and for
+        # mine/unassigned the assignee) read in its sort order, longest
+        # waiting or latest activity, keyset on the id.
+        Index(None, "status", "waiting_since", "id"),
+        Index(None, "status", "last_activity_at", "id"),
+        Index(None, "status", "assignee_id", "waiting_since", "id"),
+        Index(None, "status", "assignee_id", "last_activity_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -169,6 +176,9 @@ class Conversation(Base):
     last_activity_at: Mapped[datetime]
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), index=True, default=None)
+    #: When the customer's oldest message that nobody has answered arrived;
+    #: None when the last word was ours. The inbox sorts by it.
+    waiting_since: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Interaction(Base):

@@ -12,6 +12,7 @@ from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from hub.conversations import ActionError
 from hub.customers import NotFound
 from hub.identity import InvalidAddress
 from hub.pagination import InvalidCursor
@@ -44,6 +45,10 @@ def _error(status: int, field: str | None, message: str) -> ResponseReturnValue:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> ResponseReturnValue:
+        return _error(exc.status, exc.field, exc.message)
+
+    @app.errorhandler(ActionError)
+    def action_error(exc: ActionError) -> ResponseReturnValue:
         return _error(exc.status, exc.field, exc.message)
 
     @app.errorhandler(NotFound)
