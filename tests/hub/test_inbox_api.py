@@ -62,7 +62,7 @@ def test_the_inbox_puts_the_longest_waiting_customer_first_and_pages_by_keyset(
     assert seen == [waited_longest, oldest_sms, newer, answered]
 
     by_activity = client.get("/api/inbox?order=activity", headers=auth).get_json()
-    assert [c["id"] for c in by_activity["conversations"]][0] == newer
+    assert by_activity["conversations"][0]["id"] == newer
     sms_only = client.get("/api/inbox?channel=sms", headers=auth).get_json()
     assert [c["id"] for c in sms_only["conversations"]] == [oldest_sms]
     assert sms_only["conversations"][0]["channels"] == ["sms"]
