@@ -6,10 +6,15 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
+    from hub.console import pages
+    from hub.web.access import current_agent
     from hub.web.api import api
     from hub.web.errors import register_error_handlers
-    from hub.web.pages import pages
+    from hub.web.security import register_security
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
     register_error_handlers(app)
+    register_security(app)
+    # Every page, error pages too, shows the navigation of whoever is logged in.
+    app.jinja_env.globals["current_agent"] = current_agent

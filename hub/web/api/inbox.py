@@ -7,7 +7,7 @@ from typing import Any
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from hub import conversations
+from hub import conversations, live
 from hub.auth import AgentView
 from hub.runtime import current_runtime
 from hub.web.access import current_agent, requires
@@ -123,3 +123,22 @@ def post_status(conversation_id: int) -> ResponseReturnValue:
     with current_runtime().database.write() as session:
         conversation = conversations.set_status(session, conversation_id, status, actor=_agent())
         return jsonify(conversation_json(conversation))
+
+
+@api.post("/conversations/<int:conversation_id>/presence")
+@requires("customers.read")
+def post_presence(conversation_id: int) -> ResponseReturnValue:
+    """Tell the other agents you are viewing or replying to this conversation (repeat every ~20 s)."""
+    state = _text(json_body(), "state")
+    if state not in {"viewing", "replying"}:
+        raise ApiError(400, "state", "must be viewing or replying")
+    agent = _agent()
+    with current_runtime().database.write() as session:
+        conversations.get_conversation(session, conversation_id)
+        live.publish(
+            session,
+            live.AGENTS,
+            "presence",
+            {"conversation_id": conversation_id, "agent_id": agent.id, "agent_name": agent.name, "state": state},
+        )
+    return "", 204

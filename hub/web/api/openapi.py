@@ -526,6 +526,26 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok("Conversation"), **_ERRORS},
             }
         },
+        "/api/conversations/{conversation_id}/presence": {
+            "post": {
+                "operationId": "reportPresence",
+                "tags": ["inbox"],
+                "summary": "Show other agents you are viewing or replying (a `presence` live event)",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["state"],
+                                "properties": {"state": {"type": "string", "enum": ["viewing", "replying"]}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"204": {"description": "Announced"}, **_ERRORS},
+            }
+        },
         "/api/search": {
             "get": {
                 "summary": "Full-text search over every interaction",
