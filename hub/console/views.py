@@ -219,7 +219,10 @@ def _authors(db: Session, interactions: list[Interaction]) -> dict[int, str]:
     ids = {i.author_id for i in interactions if i.author_id}
     if not ids:
         return {}
-    return dict(db.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).tuples().all())
+    names: dict[int, str] = {}
+    for agent_id, name in db.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))):
+        names[agent_id] = name
+    return names
 
 
 def _back(conversation_id: int) -> ResponseReturnValue:
