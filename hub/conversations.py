@@ -15,12 +15,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, case, exists, func, select, tuple_, update
+from sqlalchemy import Select, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub import live
@@ -39,8 +39,6 @@ _REPLY_IDENTITY = {
     Channel.WHATSAPP: {IdentityKind.PHONE.value},
     Channel.CHAT: {"chat"},
 }
-#: What the customer says and waits for an answer to (a call is answered, or shows as missed).
-_WAITING_KINDS = {InteractionKind.MESSAGE.value, InteractionKind.VOICEMAIL.value}
 MAX_PAGE = 100
 #: Sorts after every real time: where the answered phase of the inbox starts.
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
@@ -237,53 +235,6 @@ def _customer_party(session: Session, customer_id: int) -> Party:
         raise ActionError(422, "conversation_id", "the customer has no identity to file the note under")
     first = identities[0]
     return Party(address=first.raw_value or first.value, kind=IdentityKind(first.kind))
-
-
-# -- what the write path did ---------------------------------------------------------------------
-
-
-def on_written(session: Session, notifications: Sequence[Mapping[str, Any]]) -> None:
-    """The write path's notify step: keep each conversation's waiting clock, then announce.
-
-    ``notifications`` are the write path's records (``type``,
-    ``interaction_id``). Call it in the write path's transaction, last.
-    """
-    record_waiting(session, notifications)
-    live.announce_ingest(session, notifications)
-
-
-def record_waiting(session: Session, notifications: Sequence[Mapping[str, Any]]) -> None:
-    """A customer's message starts their conversation's waiting clock; any reply of ours stops it."""
-    ids = sorted(
-        {
-            int(n["interaction_id"])
-            for n in notifications
-            if n.get("type") == "interaction.created" and n.get("interaction_id")
-        }
-    )
-    if not ids:
-        return
-    rows = session.execute(
-        select(Interaction.conversation_id, Interaction.direction, Interaction.kind, Interaction.occurred_at)
-        .where(Interaction.id.in_(ids), Interaction.conversation_id.is_not(None))
-        .order_by(Interaction.occurred_at, Interaction.id)
-    ).all()
-    clocks: dict[int, tuple[bool, datetime | None]] = {}  # conversation -> (answered in this batch, waiting since)
-    for row in rows:
-        answered, since = clocks.get(row.conversation_id, (False, None))
-        if row.direction == Direction.OUTBOUND.value and row.kind == InteractionKind.MESSAGE.value:
-            clocks[row.conversation_id] = (True, None)
-        elif row.direction == Direction.INBOUND.value and row.kind in _WAITING_KINDS:
-            clocks[row.conversation_id] = (answered, since or row.occurred_at)
-    for conversation_id, (answered, since) in clocks.items():
-        column = Conversation.waiting_since
-        if answered:
-            value: Any = since
-        elif since is not None:
-            value = case((column.is_(None), since), (column > since, since), else_=column)
-        else:
-            continue
-        session.execute(update(Conversation).where(Conversation.id == conversation_id).values(waiting_since=value))
 
 
 # -- the inbox ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``hub.ingest`` (being restructured into ``hub/ingest/`` by another change,
 so not edited here) still announces what it did through the after-commit
-``Notifier``. Until its notify step calls :func:`hub.conversations.on_written`
+``Notifier``. Until its notify step calls :func:`hub.waiting.on_written`
 inside its transaction, this bridge writes those notifications into the feed
 in a second transaction, from a thread of its own, so consoles update today.
 The price while it lasts: an event can be lost if the process dies between
@@ -17,8 +17,8 @@ import queue
 import threading
 from typing import Any
 
-from hub.conversations import on_written
 from hub.db import Database
+from hub.waiting import on_written
 
 log = logging.getLogger(__name__)
 

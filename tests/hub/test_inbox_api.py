@@ -8,11 +8,12 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from hub import conversations, live
+from hub import live
 from hub.events import Channel, Direction
 from hub.ingest import ingest
 from hub.models import AuditRecord, Interaction, Role
 from hub.runtime import Runtime
+from hub.waiting import on_written
 from tests.conftest import make_agent
 from tests.hub.events import event
 
@@ -21,7 +22,7 @@ def _conversation(runtime: Runtime, sender: str, hours: float, channel: Channel 
     with runtime.database.write() as session:
         result = ingest(session, event(channel, sender, hours=hours, text=f"Hello from {sender}"), source="test")
         # What the write path's notify step does once it publishes itself (hub.live.bridge).
-        conversations.on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
+        on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
     assert result.conversation_id is not None
     return result.conversation_id
 
@@ -41,7 +42,7 @@ def test_the_inbox_puts_the_longest_waiting_customer_first_and_pages_by_keyset(
     with runtime.database.write() as session:
         reply = event(Channel.EMAIL, "cleo@example.com", hours=1.5, direction=Direction.OUTBOUND)
         result = ingest(session, reply, source="test")
-        conversations.on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
+        on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
 
     page = client.get("/api/inbox", headers=auth).get_json()
     assert [c["id"] for c in page["conversations"]] == [waited_longest, oldest_sms, newer, answered]
