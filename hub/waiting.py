@@ -32,8 +32,18 @@ def on_written(session: Session, notifications: Sequence[Mapping[str, Any]]) -> 
     live.announce_ingest(session, notifications)
 
 
+#: Per conversation: whether an answer of ours came in this batch, and since when the customer waits.
+Clocks = dict[int, tuple[bool, datetime | None]]
+
+
 def record_waiting(session: Session, notifications: Sequence[Mapping[str, Any]]) -> None:
     """A customer's message starts their conversation's waiting clock; any reply of ours stops it."""
+    for conversation_id, clock in waiting_clocks(session, notifications).items():
+        set_clock(session, conversation_id, clock)
+
+
+def waiting_clocks(session: Session, notifications: Sequence[Mapping[str, Any]]) -> Clocks:
+    """What the interactions the write path created do to their conversations' clocks."""
     ids = sorted(
         {
             int(n["interaction_id"])
@@ -42,25 +52,29 @@ def record_waiting(session: Session, notifications: Sequence[Mapping[str, Any]])
         }
     )
     if not ids:
-        return
+        return {}
     rows = session.execute(
         select(Interaction.conversation_id, Interaction.direction, Interaction.kind, Interaction.occurred_at)
         .where(Interaction.id.in_(ids), Interaction.conversation_id.is_not(None))
         .order_by(Interaction.occurred_at, Interaction.id)
     ).all()
-    clocks: dict[int, tuple[bool, datetime | None]] = {}  # conversation -> (answered in this batch, waiting since)
+    clocks: Clocks = {}
     for row in rows:
         answered, since = clocks.get(row.conversation_id, (False, None))
         if row.direction == Direction.OUTBOUND.value and row.kind == InteractionKind.MESSAGE.value:
             clocks[row.conversation_id] = (True, None)
         elif row.direction == Direction.INBOUND.value and row.kind in _WAITING_KINDS:
             clocks[row.conversation_id] = (answered, since or row.occurred_at)
-    for conversation_id, (answered, since) in clocks.items():
-        column = Conversation.waiting_since
-        if answered:
-            value: Any = since
-        elif since is not None:
-            value = case((column.is_(None), since), (column > since, since), else_=column)
-        else:
-            continue
-        session.execute(update(Conversation).where(Conversation.id == conversation_id).values(waiting_since=value))
+    return clocks
+
+
+def set_clock(session: Session, conversation_id: int, clock: tuple[bool, datetime | None]) -> None:
+    answered, since = clock
+    column = Conversation.waiting_since
+    if answered:
+        value: Any = since
+    elif since is not None:
+        value = case((column.is_(None), since), (column > since, since), else_=column)
+    else:
+        return
+    session.execute(update(Conversation).where(Conversation.id == conversation_id).values(waiting_since=value))

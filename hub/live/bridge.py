@@ -18,7 +18,8 @@ import threading
 from typing import Any
 
 from hub.db import Database
-from hub.waiting import on_written
+from hub.live import announce_ingest
+from hub.waiting import set_clock, waiting_clocks
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,23 @@ class NotifierBridge:
                     except queue.Empty:
                         break
                 try:
-                    with database.write() as session:
-                        on_written(session, batch)
+                    self._write(database, batch)
                 except Exception:
                     log.exception("copying %d notifications into the live feed failed", len(batch))
         finally:
             database.dispose()
+
+    @staticmethod
+    def _write(database: Database, batch: list[dict[str, Any]]) -> None:
+        # Each conversation's clock in a transaction of its own: this runs
+        # beside the write path, and a transaction here holding one
+        # conversation's row lock while waiting for another's could deadlock
+        # with a batch doing the same in the other order. (In the write path's
+        # own transaction, hub.waiting.on_written does it all at once.)
+        with database.read() as session:
+            clocks = waiting_clocks(session, batch)
+        for conversation_id in sorted(clocks):
+            with database.write() as session:
+                set_clock(session, conversation_id, clocks[conversation_id])
+        with database.write() as session:
+            announce_ingest(session, batch)
