@@ -52,7 +52,8 @@ def create_app(
     """
     settings = load_settings(environ, overrides)
     runtime = build_runtime(settings)
-    app = Flask(__name__, instance_path=str(runtime.instance_dir))
+    # No static folder of its own: the console serves its files (hub/console/static).
+    app = Flask(__name__, instance_path=str(runtime.instance_dir), static_folder=None)
     app.config.update(
         SECRET_KEY=runtime.secret_key,
         MAX_CONTENT_LENGTH=runtime.hub.app.max_body_bytes,

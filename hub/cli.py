@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -30,6 +31,7 @@ from hub.customers import NotFound, audit
 from hub.erasure import apply_retention, compact, erase_customer
 from hub.identity import normalise_email
 from hub.journal import due_entries, received_entries, replay
+from hub.live import prune as live_prune
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
 from hub.models import Agent, JournalEntry, JournalStatus, Role
 from hub.replies import deliver, due_deliveries
@@ -307,6 +309,8 @@ def demo(customers: int, if_empty: bool, seed: int) -> None:
 #: second again, and the worker kept up all the same (no backlog at the end
 #: of any run). /api/health turns degraded if it ever does not.
 WORKER_NICENESS = 19
+#: Seconds between prunings of the live feed ([live] retention_hours).
+LIVE_PRUNE_EVERY = 600.0
 
 
 def start_worker(environ: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -323,6 +327,55 @@ def start_worker(environ: Mapping[str, str] | None = None) -> subprocess.Popen[b
     )
 
 
+def start_live(environ: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``corridor live`` (the stream server) as a child of this process, like :func:`start_worker`."""
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "hub.cli", "live", "--parent-pid", str(os.getpid())],
+        env=dict(environ) if environ is not None else None,
+    )
+
+
+@cli.command("live")
+@click.option("--host", default=None, help="Listen here (default: [live] host).")
+@click.option("--port", type=int, default=None, help="Listen on this port (default: [live] port).")
+@click.option("--parent-pid", type=int, default=None, hidden=True, help="Stop when this process is gone.")
+@with_appcontext
+def live(host: str | None, port: int | None, parent_pid: int | None) -> None:
+    """Serve live-update streams (server-sent events) to consoles and chat widgets."""
+    import asyncio
+
+    from hub.live.server import StreamServer, StreamSettings
+
+    runtime = _runtime()
+    runtime.journal.detach()
+    settings = runtime.hub.live
+    origin = "/".join(runtime.hub.app.public_base_url.split("/")[:3])
+    server = StreamServer(
+        runtime.database,
+        StreamSettings(
+            secret=runtime.secret_key,
+            token_ttl=settings.token_ttl_seconds,
+            heartbeat=settings.heartbeat_seconds,
+            retry_ms=settings.retry_ms,
+            poll_interval=settings.poll_interval,
+            max_streams=settings.max_streams,
+            allowed_origins=(origin, *settings.allowed_origins),
+        ),
+    )
+
+    def watch_parent() -> None:
+        while parent_pid is not None and os.getppid() == parent_pid:
+            time.sleep(1.0)
+        log.warning("parent process %s is gone: stopping", parent_pid)
+        server.stop()
+
+    if parent_pid is not None:
+        threading.Thread(target=watch_parent, name="parent watch", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: server.stop())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: server.stop())
+    asyncio.run(server.serve(host or settings.host, settings.port if port is None else port))
+
+
 @cli.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -333,24 +386,37 @@ def start_worker(environ: Mapping[str, str] | None = None) -> subprocess.Popen[b
     show_default=True,
     help="Start `corridor worker` beside the web server (journal processing, intake, retries).",
 )
+@click.option(
+    "--live/--no-live",
+    "live_streams",
+    default=True,
+    show_default=True,
+    help="Start `corridor live` beside the web server (the consoles' live updates).",
+)
 @with_appcontext
-def run(host: str, port: int, threads: int, worker: bool) -> None:
-    """Serve Corridor (migrations applied first), with a worker process beside it."""
+def run(host: str, port: int, threads: int, worker: bool, live_streams: bool) -> None:
+    """Serve Corridor (migrations applied first), with a worker and the stream server beside it."""
     from flask import current_app
     from waitress import serve
 
     runtime = _runtime()
     upgrade(runtime.database)
     _verify_engine(runtime)
-    supervisor = _WorkerSupervisor() if worker else None
+    supervisor = _WorkerSupervisor(start_worker, "worker") if worker else None
     if supervisor is not None:
         # The worker processes what the web server journals, on the other
         # core: the web process only checks, journals and answers.
         runtime.journal.detach()
         supervisor.start()
+    # Streams are held open for hours: in waitress they would take the
+    # threads webhooks need, so a process of their own serves them.
+    streams = _WorkerSupervisor(start_live, "stream server") if live_streams else None
+    if streams is not None:
+        streams.start()
     click.echo(
         f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name}"
-        f"{', worker pid ' + str(supervisor.pid) if supervisor else ''})"
+        f"{', worker pid ' + str(supervisor.pid) if supervisor else ''}"
+        f"{f', live streams on port {runtime.hub.live.port}' if streams else ''})"
     )
     # SIGTERM (systemd, docker stop) ends the server like Ctrl-C, so the
     # worker is stopped in turn rather than left to notice it is orphaned.
@@ -360,14 +426,18 @@ def run(host: str, port: int, threads: int, worker: bool) -> None:
     finally:
         if supervisor is not None:
             supervisor.stop()
+        if streams is not None:
+            streams.stop()
 
 
 class _WorkerSupervisor:
-    """Keeps `corridor run`'s worker running: what the web journals waits for it."""
+    """Keeps one of `corridor run`'s children running (the worker: what the web journals waits for it)."""
 
     CHECK_EVERY = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, start: Any, name: str) -> None:
+        self.start_child = start
+        self.name = name
         self.child: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker supervisor", daemon=True)
@@ -377,7 +447,7 @@ class _WorkerSupervisor:
         return self.child.pid if self.child else 0
 
     def start(self) -> None:
-        self.child = start_worker()
+        self.child = self.start_child()
         self._thread.start()
 
     def _watch(self) -> None:
@@ -387,10 +457,12 @@ class _WorkerSupervisor:
                 continue
             restarts += 1
             delay = min(2.0**restarts, 60.0)
-            log.error("the worker exited with status %s; starting it again in %.0f s", self.child.returncode, delay)
+            log.error(
+                "the %s exited with status %s; starting it again in %.0f s", self.name, self.child.returncode, delay
+            )
             if self._stop.wait(delay):
                 return
-            self.child = start_worker()
+            self.child = self.start_child()
 
     def stop(self) -> None:
         self._stop.set()
@@ -663,6 +735,12 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         if ids:
             replay(runtime.database, runtime.registry, ids)
 
+    def prune_live_feed() -> None:
+        with runtime.database.write() as session:
+            pruned = live_prune(session, timedelta(hours=runtime.hub.live.retention_hours))
+        if pruned:
+            log.info("pruned %d live events older than %d h", pruned, runtime.hub.live.retention_hours)
+
     def watch_parent(stop: threading.Event) -> None:
         # Started by `corridor run`: a worker outliving its web server
         # (killed with SIGKILL, say) would keep the database busy for nobody.
@@ -693,6 +771,7 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         "retention": lambda s: _every(runtime.hub.retention.interval_minutes * 60.0, retention, s, "retention"),
         "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
         "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
+        "live feed pruning": lambda s: _every(LIVE_PRUNE_EVERY, prune_live_feed, s, "live feed pruning"),
         **runtime.registry.workers,
     }
     engine = _engine(runtime)

@@ -368,6 +368,35 @@ class RetentionSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LiveSettings:
+    host: str
+    port: int
+    public_url: str
+    allowed_origins: list[str]
+    token_ttl_seconds: int
+    heartbeat_seconds: float
+    retry_ms: int
+    poll_interval: float
+    max_streams: int
+    retention_hours: int
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"HUB_LIVE_PORT: a TCP port, got {self.port}")
+        if not 30 <= self.token_ttl_seconds <= 86_400:
+            raise SettingsError(f"HUB_LIVE_TOKEN_TTL_SECONDS: between 30 and 86400, got {self.token_ttl_seconds}")
+        if not 1 <= self.heartbeat_seconds <= 300:
+            raise SettingsError(f"HUB_LIVE_HEARTBEAT_SECONDS: between 1 and 300, got {self.heartbeat_seconds}")
+        if not 0.005 <= self.poll_interval <= 10:
+            raise SettingsError(f"HUB_LIVE_POLL_INTERVAL: between 0.005 and 10 seconds, got {self.poll_interval}")
+        if self.retention_hours < 1:
+            raise SettingsError(f"HUB_LIVE_RETENTION_HOURS: at least 1, got {self.retention_hours}")
+        for origin in self.allowed_origins:
+            if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin:
+                raise SettingsError(f"HUB_LIVE_ALLOWED_ORIGINS: scheme://host[:port] without a path, got {origin!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HubSettings:
     """The hub's own settings, typed. Connectors read their sections themselves."""
 
@@ -379,6 +408,7 @@ class HubSettings:
     threading: ThreadingSettings
     journal: JournalSettings
     retention: RetentionSettings
+    live: LiveSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSettings:
@@ -391,4 +421,5 @@ class HubSettings:
             threading=settings.section("threading", ThreadingSettings),
             journal=settings.section("journal", JournalSettings),
             retention=settings.section("retention", RetentionSettings),
+            live=settings.section("live", LiveSettings),
         )

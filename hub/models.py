@@ -177,6 +177,13 @@ class Conversation(Base):
         # The threading lookup: a customer's most recent conversation that is
         # not closed.
         Index(None, "customer_id", "status", "last_activity_at"),
+        # The inbox (hub.conversations.inbox): one view (status, and for
+        # mine/unassigned the assignee) read in its sort order, longest
+        # waiting or latest activity, keyset on the id.
+        Index(None, "status", "waiting_since", "id"),
+        Index(None, "status", "last_activity_at", "id"),
+        Index(None, "status", "assignee_id", "waiting_since", "id"),
+        Index(None, "status", "assignee_id", "last_activity_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -187,6 +194,9 @@ class Conversation(Base):
     last_activity_at: Mapped[datetime]
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), index=True, default=None)
+    #: When the customer's oldest message that nobody has answered arrived;
+    #: None when the last word was ours. The inbox sorts by it.
+    waiting_since: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Interaction(Base):
@@ -390,3 +400,31 @@ class ConnectorState(Base):
     key: Mapped[str] = mapped_column(String(500), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LiveEvent(Base):
+    """One change announced to open consoles and chat widgets (hub.live).
+
+    Written in the transaction of the change it announces, so a subscriber
+    never hears of data a rollback took back, and never misses data that
+    committed. The id is the server-sent event id a reconnecting client
+    replays from; ``sqlite_autoincrement`` keeps SQLite from giving an id
+    twice after pruning emptied the table's tail.
+    """
+
+    __tablename__ = "live_event"
+    __table_args__ = (
+        # Replay after a reconnect: one topic's (or a few topics') events after an id.
+        Index(None, "topic", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: "agents" (everything the console shows) or "conversation:<id>" (what
+    #: one chat visitor may see); see hub.live.
+    topic: Mapped[str] = mapped_column(String(200))
+    #: What happened: "interaction.created", "conversation.assigned", ...
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Pruning removes events older than [live] retention_hours by this.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -19,6 +19,7 @@ from hub.config import HubSettings, Settings
 from hub.db import Database
 from hub.ingest import PIPELINE_KEY, PipelineConfig
 from hub.journal import JournalProcessor
+from hub.live.bridge import NotifierBridge
 from hub.realtime import Notifier
 from hub.registry import Registry, load_connectors
 from hub.search import SearchBackend, make_backend
@@ -66,6 +67,9 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     search = make_backend(hub.search.backend, database.dialect, hub.search, database)
     notifier = Notifier()
+    # TEMPORARY (see hub.live.bridge): until the write path publishes into the
+    # live feed in its own transaction.
+    notifier.subscribe(NotifierBridge(database).put)
     pipeline = PipelineConfig(
         default_region=hub.identity.default_region.upper(),
         continuation_window=timedelta(hours=hub.threading.window_hours),

@@ -117,11 +117,11 @@ def app(make_app: AppFactory) -> Flask:
 
 
 @contextmanager
-def serving(app: Flask, port: int = 0) -> Iterator[str]:
+def serving(app: Flask, port: int = 0, threads: int = 4) -> Iterator[str]:
     """``app`` served by waitress on loopback (a free port unless given), as ``corridor run`` does; yields its URL."""
     from waitress import create_server
 
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
+from hub.conversations import ActionError
 from hub.customers import NotFound
 from hub.identity import InvalidAddress
 from hub.pagination import InvalidCursor
@@ -91,6 +92,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> ResponseReturnValue:
+        return _error(exc.status, exc.field, exc.message)
+
+    @app.errorhandler(ActionError)
+    def action_error(exc: ActionError) -> ResponseReturnValue:
         return _error(exc.status, exc.field, exc.message)
 
     @app.errorhandler(NotFound)

@@ -1,7 +1,7 @@
 """Login sessions that can be revoked, and throttled failed logins
 
 Revision ID: h0003
-Revises: 0003s
+Revises: live01
 Create Date: 2026-12-02 06:05:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = "h0003"
-down_revision = "0003s"
+down_revision = "live01"
 branch_labels = None
 depends_on = None
 

@@ -16,6 +16,7 @@ Figures (see DESIGN.md, "Numbers to reach"):
 7. ``twilio``   signed inbound-SMS webhooks over waitress vs a bare Flask endpoint
 8. ``engine``   the search engine backend (osmem-server, or HUB_BENCH_SEARCH_URL): rebuild vs raw bulk,
                 indexing lag at 500 events/s, search with facets vs raw _search (10k interactions)
+9. ``live``     commit -> SSE client at 100 and 1,000 clients while webhooks arrive; the inbox page
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -40,10 +41,10 @@ from pathlib import Path
 
 import sqlalchemy
 
-from tests.bench import batch, bench_email, bench_search_engine, bench_twilio, bigdb, reads, webhook
+from tests.bench import batch, bench_email, bench_live, bench_search_engine, bench_twilio, bigdb, reads, webhook
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search", "engine")
+FIGURES = ("batch", "http", "email", "twilio", "live", "memory", "timeline", "search", "engine")
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_twilio.run(workspace, sizes)
         if "engine" in chosen:
             results += bench_search_engine.run(workspace, quick=args.quick)
+        if "live" in chosen:
+            results += bench_live.run(workspace, sizes)
         if {"memory", "timeline", "search"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():

@@ -12,6 +12,7 @@ from hub.ingest import ingest_many
 from hub.models import Role
 from hub.runtime import Runtime
 from tests.conftest import make_agent
+from tests.hub.console import log_in
 from tests.hub.events import event
 
 PASSWORD = "list-password"
@@ -31,7 +32,7 @@ def console(runtime: Runtime, client: FlaskClient) -> FlaskClient:
             source="test",
         )
     make_agent(runtime, Role.AGENT, email="agent@corridor.test", password=PASSWORD)
-    answer = client.post("/login", data={"email": "agent@corridor.test", "password": PASSWORD})
+    answer = log_in(client, "agent@corridor.test", PASSWORD)
     assert answer.status_code == 302
     return client
 

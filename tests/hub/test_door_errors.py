@@ -13,6 +13,7 @@ from hub.db import failure_text
 from hub.models import JournalEntry, Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
+from tests.hub.console import form_token, log_in
 from tests.hub.events import event_json, post_event
 
 HUGE = "99999999999999999999"  # above 2**63 - 1
@@ -89,23 +90,24 @@ def test_an_unusable_sender_address_through_the_api_is_a_400_naming_it(
 )
 def test_after_login_only_a_path_on_this_site_is_followed(client: FlaskClient, runtime: Runtime, next_: str) -> None:
     make_agent(runtime, Role.AGENT, email="mia@corridor.test", password="correct horse")
-    response = client.post(f"/login?next={next_}", data={"email": "mia@corridor.test", "password": "correct horse"})
+    data = {"email": "mia@corridor.test", "password": "correct horse", "csrf_token": form_token(client)}
+    response = client.post(f"/login?next={next_}", data=data)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/customers"
+    assert response.headers["Location"] == "/inbox"  # the console opens on the inbox
 
 
 def test_after_login_a_local_path_is_followed(client: FlaskClient, runtime: Runtime) -> None:
     make_agent(runtime, Role.AGENT, email="mia@corridor.test", password="correct horse")
-    response = client.post(
-        "/login?next=/customers/7%3Fcursor%3Dabc", data={"email": "mia@corridor.test", "password": "correct horse"}
-    )
+    data = {"email": "mia@corridor.test", "password": "correct horse", "csrf_token": form_token(client)}
+    response = client.post("/login?next=/customers/7%3Fcursor%3Dabc", data=data)
     assert response.headers["Location"] == "/customers/7?cursor=abc"
 
 
 def test_the_console_search_and_the_login_form_with_a_nul_are_a_400(client: FlaskClient, runtime: Runtime) -> None:
     make_agent(runtime, Role.AGENT, email="mia@corridor.test", password="correct horse")
-    assert client.post("/login", data={"email": "mia\x00@corridor.test", "password": "x"}).status_code == 400
-    client.post("/login", data={"email": "mia@corridor.test", "password": "correct horse"})
+    nul = {"email": "mia\x00@corridor.test", "password": "x", "csrf_token": form_token(client)}
+    assert client.post("/login", data=nul).status_code == 400
+    log_in(client, "mia@corridor.test", "correct horse")
     assert client.get("/customers?q=a%00b").status_code == 400
 
 
@@ -179,5 +181,5 @@ def test_a_database_error_is_stored_and_shown_without_its_sql_or_customer_data(
 
 def test_a_console_page_argument_past_any_id_is_a_400(client: FlaskClient, runtime: Runtime) -> None:
     make_agent(runtime, Role.AGENT, email="mia@corridor.test", password="correct horse")
-    client.post("/login", data={"email": "mia@corridor.test", "password": "correct horse"})
+    log_in(client, "mia@corridor.test", "correct horse")
     assert client.get(f"/customers?after={HUGE}").status_code == 400

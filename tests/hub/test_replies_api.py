@@ -15,7 +15,6 @@ from tests.hub.events import event
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"text": "Your replacement ships today."}, "channel", "is required"),
         ({"channel": "fax", "text": "Your replacement ships today."}, "channel", "must be one of"),
         ({"channel": "email"}, "text", "is required"),
         ({"channel": "email", "text": None}, "text", "is required"),

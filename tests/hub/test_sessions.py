@@ -14,6 +14,7 @@ from hub.cli import cli
 from hub.models import Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
+from tests.hub.console import form_token
 
 EMAIL, PASSWORD = "mia@corridor.test", "correct horse"
 
@@ -25,7 +26,8 @@ def corridor(app: Flask, *args: str, input: str | None = None, env: dict[str, st
 
 
 def log_in(client: FlaskClient, email: str = EMAIL, password: str = PASSWORD, address: str = "10.0.0.1") -> int:
-    response = client.post("/login", data={"email": email, "password": password}, environ_base={"REMOTE_ADDR": address})
+    data = {"email": email, "password": password, "csrf_token": form_token(client)}
+    response = client.post("/login", data=data, environ_base={"REMOTE_ADDR": address})
     return response.status_code
 
 
@@ -46,7 +48,7 @@ def test_a_cookie_copied_before_logout_no_longer_works(app: Flask, mia: str) -> 
     thief.set_cookie("session", cookie.value)
     assert logged_in(thief)
 
-    browser.post("/logout")
+    browser.post("/logout", data={"csrf_token": form_token(browser, "/customers")})
 
     assert not logged_in(browser)
     assert not logged_in(thief)
@@ -78,9 +80,8 @@ def test_repeated_failures_block_the_account_and_the_address_with_a_clear_messag
     for _ in range(3):
         assert log_in(client, password="guess", address="10.0.0.9") == 401
     # The account is blocked, from any address, even with the right password.
-    response = client.post(
-        "/login", data={"email": EMAIL, "password": PASSWORD}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
-    )
+    data = {"email": EMAIL, "password": PASSWORD, "csrf_token": form_token(client)}
+    response = client.post("/login", data=data, environ_base={"REMOTE_ADDR": "10.0.0.2"})
     assert response.status_code == 429
     assert "Too many failed logins" in response.text
     assert "Try again in 15 minutes" in response.text

@@ -7,13 +7,12 @@ from typing import Any
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from hub import replies
-from hub.events import Channel
+from hub import conversations, replies
 from hub.models import Conversation
 from hub.runtime import current_runtime
 from hub.timeline import conversation_interactions
-from hub.web.access import requires
-from hub.web.api.args import acting_agent_id, json_body
+from hub.web.access import current_agent, requires
+from hub.web.api.args import json_body
 from hub.web.api.blueprint import api
 from hub.web.api.shapes import conversation_json, page_json
 from hub.web.errors import ApiError
@@ -32,31 +31,25 @@ def get_conversation(conversation_id: int) -> ResponseReturnValue:
 @api.post("/conversations/<int:conversation_id>/replies")
 @requires("replies.send")
 def post_reply(conversation_id: int) -> ResponseReturnValue:
-    """An agent's reply on any channel; sent after it is on the timeline."""
+    """An agent's reply on any channel (default: the one the customer last used); sent after it is stored."""
     data = json_body()
-    for required in ("channel", "text"):
-        if data.get(required) is None:
-            raise ApiError(400, required, "is required")
-    try:
-        channel = Channel(str(data["channel"]))
-    except ValueError:
-        raise ApiError(400, "channel", f"must be one of {', '.join(c.value for c in Channel)}") from None
-    text, subject = data["text"], data.get("subject")
+    if data.get("text") is None:
+        raise ApiError(400, "text", "is required")
+    text, subject, channel = data["text"], data.get("subject"), data.get("channel")
     if not isinstance(text, str):
         raise ApiError(400, "text", "must be a string")
     if subject is not None and not isinstance(subject, str):
         raise ApiError(400, "subject", "must be a string")
+    if channel is not None and not isinstance(channel, str):
+        raise ApiError(400, "channel", "must be a string")
     runtime = current_runtime()
     senders = runtime.registry.senders
+    agent = current_agent()
+    assert agent is not None
     with runtime.database.write() as session:
-        try:
-            interaction_id = replies.queue_reply(
-                session, senders, conversation_id=conversation_id, channel=channel,
-                text=text, subject=subject, author_id=acting_agent_id(),
-            )  # fmt: skip
-        except replies.ReplyError as exc:
-            status = 404 if exc.field == "conversation_id" else 422 if exc.field == "channel" else 400
-            raise ApiError(status, exc.field, exc.message) from None
+        interaction_id = conversations.reply(
+            session, senders, conversation_id, text=text, channel=channel, subject=subject, author=agent
+        )
     outcome = replies.deliver(runtime.database, senders, interaction_id)
     body: dict[str, Any] = {"interaction_id": interaction_id, "status": "queued"}
     if outcome is not None:

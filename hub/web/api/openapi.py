@@ -88,6 +88,16 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "Party": party,
+        "LiveToken": {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "url": {"type": "string", "description": "The server-sent events stream"},
+                "topics": {"type": "array", "items": {"type": "string"}},
+                "position": {"type": "integer", "description": "The newest event id now: pass it as last_event_id"},
+                "expires_in": {"type": "integer"},
+            },
+        },
         "ChannelEvent": {
             "type": "object",
             "required": ["channel", "external_id", "occurred_at", "direction"],
@@ -179,7 +189,39 @@ def openapi_document() -> dict[str, Any]:
                 "subject": {"type": "string"},
                 "opened_at": {"type": "string", "format": "date-time"},
                 "last_activity_at": {"type": "string", "format": "date-time"},
+                "assignee_id": {"type": ["integer", "null"]},
                 "interactions": {"type": "array", "items": _ref("Interaction")},
+            },
+        },
+        "InboxPage": {
+            "type": "object",
+            "properties": {
+                "conversations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "customer_id": {"type": "integer"},
+                            "customer_name": {"type": "string"},
+                            "status": {"type": "string"},
+                            "subject": {"type": "string"},
+                            "waiting_since": {"type": ["string", "null"], "format": "date-time"},
+                            "last_activity_at": {"type": "string", "format": "date-time"},
+                            "channels": {"type": "array", "items": {"type": "string"}},
+                            "last_text": {"type": "string"},
+                            "last_direction": {"type": ["string", "null"]},
+                            "assignee_id": {"type": ["integer", "null"]},
+                            "assignee_name": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+                "next_cursor": {"type": ["string", "null"]},
+                "counts": {
+                    "type": "object",
+                    "description": "Per status (open, pending): all, mine, unassigned",
+                    "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
             },
         },
         "Interaction": {
@@ -286,8 +328,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "Reply": {
             "type": "object",
-            "required": ["channel", "text"],
-            "properties": {"channel": _enum(Channel), "text": {"type": "string"}, "subject": {"type": "string"}},
+            "required": ["text"],
+            "properties": {
+                "channel": {**_enum(Channel), "description": "Default: the channel the customer last used"},
+                "text": {"type": "string"},
+                "subject": {"type": "string"},
+            },
         },
         "ReplyResult": {
             "type": "object",
@@ -482,6 +528,113 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/inbox": {
+            "get": {
+                "operationId": "getInbox",
+                "tags": ["inbox"],
+                "summary": "Conversations that need someone, longest-waiting customer first",
+                "parameters": [
+                    _query("status", "open (default), pending or closed"),
+                    _query("view", "all (default), mine or unassigned"),
+                    _query("order", "waiting (default: waiting customers first, longest on top) or activity"),
+                    _query("channel", "Conversations that used this channel"),
+                    _query("assignee", "Agent id", {"type": "integer"}),
+                    _query("customer", "Customer id", {"type": "integer"}),
+                    _query("limit", "1-100", {"type": "integer"}),
+                    _query("cursor", "From next_cursor"),
+                ],
+                "responses": {"200": _ok("InboxPage"), **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/notes": {
+            "post": {
+                "operationId": "addNote",
+                "tags": ["inbox"],
+                "summary": "An internal note with its author; never shown to the customer",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["text"],
+                                "properties": {"text": {"type": "string"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"201": {"description": "Stored; interaction_id"}, **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/assign": {
+            "post": {
+                "operationId": "assignConversation",
+                "tags": ["inbox"],
+                "summary": "Assign to an agent, or unassign with null",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["assignee_id"],
+                                "properties": {"assignee_id": {"type": ["integer", "null"]}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": _ok("Conversation"), **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/take": {
+            "post": {
+                "operationId": "takeConversation",
+                "tags": ["inbox"],
+                "summary": "Assign to yourself",
+                "parameters": [_id_param("conversation_id")],
+                "responses": {"200": _ok("Conversation"), **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/status": {
+            "post": {
+                "operationId": "setConversationStatus",
+                "tags": ["inbox"],
+                "summary": "Open, pending or closed; open again reopens",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"type": "string", "enum": ["open", "pending", "closed"]}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": _ok("Conversation"), **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/presence": {
+            "post": {
+                "operationId": "reportPresence",
+                "tags": ["inbox"],
+                "summary": "Show other agents you are viewing or replying (a `presence` live event)",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["state"],
+                                "properties": {"state": {"type": "string", "enum": ["viewing", "replying"]}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"204": {"description": "Announced"}, **_ERRORS},
+            }
+        },
         "/api/search": {
             "get": {
                 "operationId": "searchInteractions",
@@ -554,6 +707,19 @@ def openapi_document() -> dict[str, Any]:
                     "503": {"description": "The search engine is unavailable"},
                     **_ERRORS,
                 },
+            }
+        },
+        "/api/live/token": {
+            "get": {
+                "operationId": "getLiveToken",
+                "tags": ["live"],
+                "summary": "A stream token for live updates, and the stream URL",
+                "description": (
+                    "Open `url?token=…&last_event_id=…` with EventSource. Events are "
+                    '`{"id", "topic", "kind", "data", "at"}`; after a drop the stream replays from '
+                    "Last-Event-ID. The token expires after `expires_in` seconds: fetch another."
+                ),
+                "responses": {"200": _ok("LiveToken"), **_ERRORS},
             }
         },
         "/api/me": {

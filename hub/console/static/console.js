@@ -1,0 +1,206 @@
+// Corridor's console: live updates, the screen pop, local times. No build step, no dependencies.
+//
+// The page works without this file; with it, what changes elsewhere appears
+// here without a reload. One EventSource per page reads the live stream
+// (hub.live.server). It is opened with a short-lived token from
+// /api/live/token and the event id the page was rendered at, so nothing
+// committed between rendering and connecting is missed; after a drop the
+// browser reconnects with Last-Event-ID, and when the token has expired the
+// page fetches a new one and carries on from the last event it saw.
+(function () {
+  "use strict";
+
+  const body = document.body;
+  const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]:not(.ago)").forEach(function (el) {
+      const when = new Date(el.getAttribute("datetime") + (/[zZ]|[+-]\d\d:\d\d$/.test(el.getAttribute("datetime")) ? "" : "Z"));
+      if (!isNaN(when)) el.textContent = timeFormat.format(when);
+    });
+  }
+
+  function csrf() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function announce(text) {
+    const region = document.getElementById("announcer");
+    if (region) region.textContent = text;
+  }
+
+  // -- refreshing what changed ------------------------------------------------------------------
+
+  const dueRefresh = new Map();
+
+  function refresh(region) {
+    if (dueRefresh.has(region)) return;
+    // Several events in a burst (a reply and its delivery receipt) cost one fetch.
+    dueRefresh.set(region, setTimeout(function () {
+      dueRefresh.delete(region);
+      fetch(region.dataset.refreshUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
+        .then(function (html) {
+          const fresh = new DOMParser().parseFromString(html, "text/html");
+          region.dataset.refreshTarget.split(",").forEach(function (selector) {
+            const old = region.querySelector(selector) || document.querySelector(selector);
+            const replacement = fresh.querySelector(selector);
+            if (old && replacement) {
+              old.replaceWith(document.importNode(replacement, true));
+            }
+          });
+          localTimes(region);
+          body.dataset.refreshed = String(Number(body.dataset.refreshed || 0) + 1);
+        })
+        .catch(function () { /* the next event or a reload shows it */ });
+    }, 100));
+  }
+
+  function concerns(region, event) {
+    const data = event.data || {};
+    if (region.hasAttribute("data-refresh-inbox")) {
+      return event.kind.startsWith("interaction.") || event.kind.startsWith("conversation.");
+    }
+    const conversation = region.dataset.refreshConversation;
+    const customer = region.dataset.refreshCustomer;
+    return (conversation && String(data.conversation_id) === conversation) ||
+      (customer && String(data.customer_id) === customer);
+  }
+
+  // -- the screen pop -------------------------------------------------------------------------
+
+  function screenPop(event) {
+    const pops = document.getElementById("pops");
+    const id = event.data.interaction_id;
+    if (!pops || pops.querySelector('[data-call="' + id + '"]')) return;
+    fetch("/console/pop/" + id, { credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
+      .then(function (html) {
+        const card = new DOMParser().parseFromString(html, "text/html").querySelector(".pop");
+        if (!card) return;
+        const node = document.importNode(card, true);
+        node.querySelector(".pop-close").addEventListener("click", function () { node.remove(); });
+        pops.appendChild(node);
+        announce("Incoming call: " + (node.querySelector("strong") || node).textContent.trim());
+      })
+      .catch(function () {});
+  }
+
+  // -- presence: who else is here -------------------------------------------------------------
+
+  const others = new Map();
+
+  function showPresence() {
+    const line = document.getElementById("presence");
+    if (!line) return;
+    const now = Date.now();
+    const names = [];
+    others.forEach(function (seen, key) {
+      if (now - seen.at > 45000) { others.delete(key); return; }
+      names.push(seen.name + (seen.state === "replying" ? " is replying" : " is viewing"));
+    });
+    line.textContent = names.length ? names.join(", ") + " too" : "";
+  }
+
+  function reportPresence(state) {
+    const region = document.querySelector("[data-refresh-conversation]");
+    if (!region) return;
+    fetch("/api/conversations/" + region.dataset.refreshConversation + "/presence", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify({ state: state }),
+    }).catch(function () {});
+  }
+
+  function presenceEvent(event) {
+    const region = document.querySelector("[data-refresh-conversation]");
+    const data = event.data;
+    if (!region || String(data.conversation_id) !== region.dataset.refreshConversation) return;
+    if (String(data.agent_id) === body.dataset.agent) return;
+    others.set(data.agent_id, { name: data.agent_name, state: data.state, at: Date.now() });
+    showPresence();
+  }
+
+  // -- the stream -----------------------------------------------------------------------------
+
+  const seen = new Set();
+  let lastId = Number(body.dataset.position || 0);
+  let source = null;
+  let retryDelay = 1000;
+
+  function handle(message) {
+    let event;
+    try { event = JSON.parse(message.data); } catch (e) { return; }
+    if (seen.has(event.id)) return;
+    seen.add(event.id);
+    if (event.id > lastId) lastId = event.id;
+    if (event.kind === "live.reset") {
+      document.querySelectorAll("[data-refresh-url]").forEach(refresh);
+      return;
+    }
+    if (event.kind === "call.ringing") { screenPop(event); return; }
+    if (event.kind === "presence") { presenceEvent(event); return; }
+    document.querySelectorAll("[data-refresh-url]").forEach(function (region) {
+      if (concerns(region, event)) refresh(region);
+    });
+    const data = event.data || {};
+    if (event.kind === "interaction.created" && data.direction === "inbound") {
+      announce("New " + (data.channel === "voice" ? "call" : data.channel + " message"));
+    }
+  }
+
+  function state(on) {
+    body.dataset.liveConnected = on ? "1" : "0";
+    const dot = document.getElementById("live-state");
+    if (dot) dot.className = "live-state " + (on ? "on" : "off");
+  }
+
+  function connect() {
+    if (source) source.close();
+    fetch(body.dataset.live, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (answer) { return answer.ok ? answer.json() : Promise.reject(answer.status); })
+      .then(function (grant) {
+        const url = grant.url + (grant.url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(grant.token) +
+          "&last_event_id=" + lastId;
+        source = new EventSource(url);
+        source.onopen = function () { retryDelay = 1000; state(true); };
+        source.onmessage = handle;
+        source.onerror = function () {
+          state(false);
+          // CONNECTING: the browser retries by itself, with Last-Event-ID.
+          // CLOSED: refused (an expired token): fetch a new one.
+          if (source.readyState === EventSource.CLOSED) {
+            setTimeout(connect, retryDelay);
+            retryDelay = Math.min(retryDelay * 2, 30000);
+          }
+        };
+      })
+      .catch(function () {
+        state(false);
+        setTimeout(connect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 30000);
+      });
+  }
+
+  function wake() {
+    // A phone or laptop back from sleep: a closed stream comes back at once.
+    if (!source || source.readyState === EventSource.CLOSED) connect();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    if (body.dataset.live) {
+      connect();
+      document.addEventListener("visibilitychange", function () { if (!document.hidden) wake(); });
+      window.addEventListener("online", wake);
+    }
+    if (document.querySelector("[data-refresh-conversation]")) {
+      reportPresence("viewing");
+      setInterval(function () { reportPresence(document.activeElement && document.activeElement.id === "reply-text" ? "replying" : "viewing"); showPresence(); }, 20000);
+      const reply = document.getElementById("reply-text");
+      if (reply) reply.addEventListener("focus", function () { reportPresence("replying"); });
+    }
+  });
+})();
