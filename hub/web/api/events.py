@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.ingest import receive
+from hub.integrations.subscriptions import health as webhook_health
 from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
 from hub.runtime import current_runtime
@@ -112,6 +113,7 @@ def health() -> ResponseReturnValue:
         failed = session.scalar(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
         )
+        webhooks = webhook_health(session)
     waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
     degraded = waited > BACKLOG_DEGRADED_SECONDS
     return jsonify(
@@ -119,6 +121,8 @@ def health() -> ResponseReturnValue:
             "status": "degraded" if degraded else "ok",
             "reason": f"received events have waited {waited:.0f} s for the journal processor" if degraded else None,
             "journal": {"received": received, "oldest_received_seconds": round(waited, 1), "failed": failed},
+            # Paused subscriptions and the delivery backlog: the integrations' health, not the server's.
+            "webhooks": webhooks,
         }
     )
 

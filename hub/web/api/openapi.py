@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.events import Channel, DeliveryStatus, Direction, IdentityKind, InteractionKind
+from hub.integrations import EVENT_TYPES
 from hub.models import JournalStatus
 
 
@@ -46,6 +47,177 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
 
 def _enum(values: Any) -> dict[str, Any]:
     return {"type": "string", "enum": [v.value for v in values]}
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    event_type = {"type": "string", "enum": sorted(EVENT_TYPES)}
+    return {
+        "SubscriptionInput": {
+            "type": "object",
+            "required": ["url", "events"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "description": "http(s); must resolve to public addresses unless its host is in "
+                    "[webhooks] allowed_hosts",
+                },
+                "events": {"type": "array", "minItems": 1, "items": event_type},
+                "description": {"type": "string", "maxLength": 500},
+            },
+        },
+        "SubscriptionChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string"},
+                "events": {"type": "array", "minItems": 1, "items": event_type},
+                "description": {"type": "string", "maxLength": 500},
+                "status": {
+                    "type": "string",
+                    "enum": ["active", "paused"],
+                    "description": "active resumes: what waited is sent, in order",
+                },
+            },
+        },
+        "Subscription": {
+            "type": "object",
+            "required": ["id", "url", "events", "status", "consecutive_failures"],
+            "properties": {
+                "id": {"type": "integer"},
+                "url": {"type": "string"},
+                "description": {"type": "string"},
+                "events": {"type": "array", "items": event_type},
+                "status": {"type": "string", "enum": ["active", "paused"]},
+                "paused_reason": {"type": ["string", "null"]},
+                "paused_at": {"type": ["string", "null"], "format": "date-time"},
+                "consecutive_failures": {"type": "integer"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "secret": {
+                    "type": "string",
+                    "description": "Signs X-Corridor-Signature (HMAC-SHA256 over '<t>.<body>')",
+                },
+            },
+        },
+        "SubscriptionList": {
+            "type": "object",
+            "required": ["subscriptions"],
+            "properties": {
+                "subscriptions": {"type": "array", "items": _ref("Subscription")},
+                "event_types": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "event_id", "event_type", "status", "attempts"],
+            "properties": {
+                "id": {"type": "integer"},
+                "subscription_id": {"type": "integer"},
+                "event_id": {"type": "string"},
+                "event_type": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                "attempts": {"type": "integer"},
+                "response_code": {"type": ["integer", "null"]},
+                "latency_ms": {"type": ["integer", "null"]},
+                "last_error": {"type": ["string", "null"]},
+                "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+                "body": {
+                    "type": "object",
+                    "description": "Exactly what is posted: id, version, type, created_at, data",
+                },
+            },
+        },
+        "DeliveryLog": {
+            "type": "object",
+            "required": ["deliveries", "next_cursor"],
+            "properties": {
+                "deliveries": {"type": "array", "items": _ref("Delivery")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+    }
+
+
+def _webhook_paths() -> dict[str, Any]:
+    sid = _id_param("subscription_id")
+    tags = ["webhooks"]
+    return {
+        "/api/subscriptions": {
+            "get": {
+                "operationId": "listWebhookSubscriptions",
+                "tags": tags,
+                "summary": "Outgoing webhook subscriptions (admins), and the event types there are",
+                "responses": {"200": _ok("SubscriptionList"), **_ERRORS},
+            },
+            "post": {
+                "operationId": "createWebhookSubscription",
+                "tags": tags,
+                "summary": "Subscribe a URL to event types (admins); the answer carries the signing secret",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SubscriptionInput")}},
+                },
+                "responses": {"201": _ok("Subscription", "Subscribed"), **_ERRORS},
+            },
+        },
+        "/api/subscriptions/{subscription_id}": {
+            "get": {
+                "operationId": "getWebhookSubscription",
+                "tags": tags,
+                "summary": "One subscription, with its secret",
+                "parameters": [sid],
+                "responses": {"200": _ok("Subscription"), **_ERRORS},
+            },
+            "patch": {
+                "operationId": "updateWebhookSubscription",
+                "tags": tags,
+                "summary": "Change url, events, description; pause or resume",
+                "parameters": [sid],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SubscriptionChange")}},
+                },
+                "responses": {"200": _ok("Subscription"), **_ERRORS},
+            },
+            "delete": {
+                "operationId": "deleteWebhookSubscription",
+                "tags": tags,
+                "summary": "Remove a subscription and its delivery log",
+                "parameters": [sid],
+                "responses": {"204": {"description": "Removed"}, **_ERRORS},
+            },
+        },
+        "/api/subscriptions/{subscription_id}/deliveries": {
+            "get": {
+                "operationId": "listWebhookDeliveries",
+                "tags": tags,
+                "summary": "The delivery log, newest first: status, attempts, response code, latency, next retry",
+                "parameters": [
+                    sid,
+                    _query(
+                        "status",
+                        "pending, delivered or failed",
+                        {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    ),
+                    _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", "From next_cursor"),
+                ],
+                "responses": {"200": _ok("DeliveryLog"), **_ERRORS},
+            }
+        },
+        "/api/subscriptions/{subscription_id}/test": {
+            "post": {
+                "operationId": "sendWebhookTest",
+                "tags": tags,
+                "summary": "Send a webhook.test event now (also while paused); answers with the logged attempt",
+                "parameters": [sid],
+                "responses": {"200": _ok("Delivery", "Attempted; status says whether it was acknowledged"), **_ERRORS},
+            }
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -259,6 +431,7 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    schemas.update(_webhook_schemas())
     cid = _id_param("customer_id")
     paths: dict[str, Any] = {
         "/api/events": {
@@ -443,6 +616,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "The agent"}, **_ERRORS},
             }
         },
+        **_webhook_paths(),
         "/api/openapi.json": {
             "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}
         },
