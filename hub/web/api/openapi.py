@@ -220,6 +220,103 @@ def _webhook_paths() -> dict[str, Any]:
     }
 
 
+def _listing_schemas() -> dict[str, Any]:
+    return {
+        "ConversationList": {
+            "type": "object",
+            "required": ["conversations", "next_cursor"],
+            "properties": {
+                "conversations": {"type": "array", "items": _ref("Conversation")},
+                "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page"},
+            },
+        },
+        "InteractionList": {
+            "type": "object",
+            "required": ["interactions"],
+            "properties": {"interactions": {"type": "array", "items": _ref("Interaction")}},
+        },
+        "JournalEntry": {
+            "type": "object",
+            "required": ["id", "source", "status", "received_at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "source": {"type": "string"},
+                "channel": {"type": ["string", "null"]},
+                "external_id": {"type": ["string", "null"]},
+                "received_at": {"type": "string", "format": "date-time"},
+                "content_type": {"type": "string"},
+                "size": {"type": "integer", "description": "Bytes of the payload as it arrived"},
+                "status": {"type": "string", "enum": [s.value for s in JournalStatus]},
+                "error": {"type": ["string", "null"]},
+                "attempts": {"type": "integer"},
+                "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                "interaction_id": {"type": ["integer", "null"]},
+            },
+        },
+        "JournalList": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "properties": {
+                "entries": {"type": "array", "items": _ref("JournalEntry")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+    }
+
+
+def _listing_paths() -> dict[str, Any]:
+    return {
+        "/api/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "tags": ["conversations"],
+                "summary": "Conversations by status, customer, assignee and channel; most recent activity first",
+                "description": (
+                    "Keyset-paged on (last_activity_at, id). A conversation with new activity moves to the front "
+                    "while you page: to sync changes, pass since= and page until next_cursor is null."
+                ),
+                "parameters": [
+                    _query("status", "open, pending, closed; repeat or comma-separate"),
+                    _query("customer", "Customer id (merged ids redirect)", {"type": "integer"}),
+                    _query("assignee", "Agent id, or none for unassigned"),
+                    _query("channel", "Conversations with an interaction on this channel", _enum(Channel)),
+                    _query("since", "Last activity at or after (ISO 8601)", {"type": "string", "format": "date-time"}),
+                    _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", "From next_cursor"),
+                ],
+                "responses": {"200": _ok("ConversationList"), **_ERRORS},
+            }
+        },
+        "/api/interactions": {
+            "get": {
+                "operationId": "findInteractionByExternalId",
+                "tags": ["interactions"],
+                "summary": "The interaction a provider knows by its id (MessageSid, CallSid, Message-ID): 0 or 1",
+                "parameters": [
+                    {**_query("channel", "The channel", _enum(Channel)), "required": True},
+                    {**_query("external_id", "The provider's id, exactly"), "required": True},
+                ],
+                "responses": {"200": _ok("InteractionList"), **_ERRORS},
+            }
+        },
+        "/api/journal": {
+            "get": {
+                "operationId": "listJournalEntries",
+                "tags": ["journal"],
+                "summary": "Journal entries by status (admins), newest first; failed by default",
+                "description": "received lists the newest only (next_cursor is null): on SQLite they wait in "
+                "the inbox, which has no order to page by.",
+                "parameters": [
+                    _query("status", "Default failed", {"type": "string", "enum": [s.value for s in JournalStatus]}),
+                    _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", "From next_cursor"),
+                ],
+                "responses": {"200": _ok("JournalList"), **_ERRORS},
+            }
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     party = {
         "type": "object",
@@ -432,6 +529,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     schemas.update(_webhook_schemas())
+    schemas.update(_listing_schemas())
     cid = _id_param("customer_id")
     paths: dict[str, Any] = {
         "/api/events": {
@@ -617,6 +715,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         **_webhook_paths(),
+        **_listing_paths(),
         "/api/openapi.json": {
             "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}
         },
