@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from hub.integrations import TEST_EVENT, WebhookSettings
 from hub.integrations.signing import HEADER, signature
 from hub.integrations.subscriptions import ACTIVE, pause
-from hub.integrations.targets import Resolver, TargetRefused, check_url, system_resolver
+from hub.integrations.targets import Resolver, TargetRefused, check_url
 from hub.models import WebhookDelivery, WebhookSubscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def claim_test(session: Session, delivery: WebhookDelivery) -> Claimed:
     )  # fmt: skip
 
 
-def send(claimed: Claimed, settings: WebhookSettings, resolver: Resolver = system_resolver) -> Outcome:
+def send(claimed: Claimed, settings: WebhookSettings, resolver: Resolver | None = None) -> Outcome:
     """Post one delivery, signed, to the address its URL was checked to resolve to. Never raises."""
     started = time.monotonic()
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.customers import NotFound, audit
 from hub.integrations import EVENT_TYPES, PAYLOAD_VERSION, TEST_EVENT, WebhookSettings
-from hub.integrations.targets import Resolver, check_url, system_resolver
+from hub.integrations.targets import Resolver, check_url
 from hub.live import position
 from hub.models import ConnectorState, WebhookDelivery, WebhookSubscription, utcnow
 from hub.state import load_state, save_state
@@ -43,7 +43,7 @@ def _check_events(events: Any) -> list[str]:
     return sorted(set(events))
 
 
-def _check_url(url: Any, settings: WebhookSettings, resolver: Resolver) -> str:
+def _check_url(url: Any, settings: WebhookSettings, resolver: Resolver | None) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidSubscription("url", "is required")
     if len(url) > 2000:
@@ -76,7 +76,7 @@ def create_subscription(
     events: Any,
     description: Any = "",
     actor_id: int | None,
-    resolver: Resolver = system_resolver,
+    resolver: Resolver | None = None,
 ) -> WebhookSubscription:
     """A new active subscription with a fresh secret; it gets events from now on."""
     if not isinstance(description, str) or len(description) > 500:
@@ -109,7 +109,7 @@ def update_subscription(
     changes: dict[str, Any],
     *,
     actor_id: int | None,
-    resolver: Resolver = system_resolver,
+    resolver: Resolver | None = None,
 ) -> WebhookSubscription:
     """Change url, events, description or status ("paused" / "active"); unknown fields are refused."""
     subscription = get_subscription(session, subscription_id)

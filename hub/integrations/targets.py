@@ -76,10 +76,10 @@ def _parts(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port or (443 if scheme == "https" else 80), path
 
 
-def check_url(url: str, allowed_hosts: Sequence[str], resolver: Resolver = system_resolver) -> Target:
+def check_url(url: str, allowed_hosts: Sequence[str], resolver: Resolver | None = None) -> Target:
     """The URL checked and resolved; :class:`TargetRefused` if it may not be sent to."""
     scheme, host, port, path = _parts(url)
-    addresses = list(resolver(host, port))
+    addresses = list((resolver or system_resolver)(host, port))
     if not addresses:
         raise TargetRefused(f"{host} does not resolve")
     if host not in {h.lower().strip("[]") for h in allowed_hosts}:

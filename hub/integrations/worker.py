@@ -10,7 +10,7 @@ from hub.db import Database
 from hub.integrations import WebhookSettings
 from hub.integrations.delivery import claim_due, record, send
 from hub.integrations.dispatch import dispatch
-from hub.integrations.targets import Resolver, system_resolver
+from hub.integrations.targets import Resolver
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class WebhookWorker:
     """One loop per worker process; a pool of [webhooks] concurrency threads makes the requests."""
 
-    def __init__(self, database: Database, settings: WebhookSettings, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, database: Database, settings: WebhookSettings, resolver: Resolver | None = None) -> None:
         self.database = database
         self.settings = settings
         self.resolver = resolver

@@ -414,3 +414,15 @@ def test_nothing_is_lost_when_a_worker_is_killed_mid_delivery(
     assert sorted(set(texts)) == sorted(f"message {i}" for i in range(total))
     # Only what was in flight at the kill can arrive twice (receivers dedupe by the body's id).
     assert len(texts) - total <= 2
+
+
+def test_the_readme_verification_snippet_accepts_corridor_signatures() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = readme.split("<!-- verify-snippet -->\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 (our own README's code, the point of the test)
+    body = b'{"id":"evt_7","version":1}'
+    header = signature("whsec_s", int(time.time()), body)
+    assert namespace["verify"]("whsec_s", header, body)
+    assert not namespace["verify"]("whsec_s", header, body + b" ")
+    assert not namespace["verify"]("whsec_s", signature("whsec_s", int(time.time()) - 600, body), body)

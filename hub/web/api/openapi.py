@@ -12,6 +12,54 @@ from hub.events import Channel, DeliveryStatus, Direction, IdentityKind, Interac
 from hub.integrations import EVENT_TYPES
 from hub.models import JournalStatus
 
+#: The example ChannelEvent: what POST /api/events takes, round-tripped by the contract test.
+EVENT_EXAMPLE: dict[str, Any] = {
+    "channel": "email",
+    "external_id": "<c5a1e0f2@mail.example.com>",
+    "occurred_at": "2026-11-02T09:00:00Z",
+    "direction": "inbound",
+    "from": {"address": "ana.lima@example.com", "name": "Ana Lima"},
+    "subject": "Order 48213 has not arrived",
+    "text": "Hello, my order 48213 was due on Monday and has not arrived.",
+}
+#: What a subscriber receives for interaction.created (the body of every delivery has this shape).
+WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": "evt_1042",
+    "version": 1,
+    "type": "interaction.created",
+    "created_at": "2026-11-02T09:00:01Z",
+    "data": {
+        "interaction": {
+            "id": 311,
+            "customer_id": 27,
+            "conversation_id": 88,
+            "channel": "sms",
+            "direction": "inbound",
+            "kind": "message",
+            "external_id": "SM8d2f0c0e5b9a4c4f9d0b6f1e2a3c4d5e",
+            "occurred_at": "2026-11-02T09:00:00Z",
+            "from": "+14155550123",
+            "to": "+15005550006",
+            "subject": "",
+            "text": "Is my order 48213 on its way?",
+            "status": "received",
+            "error_code": None,
+            "error_message": None,
+            "author_id": None,
+        },
+        "conversation": {
+            "id": 88,
+            "customer_id": 27,
+            "status": "open",
+            "subject": "",
+            "assignee_id": None,
+            "opened_at": "2026-11-02T09:00:00Z",
+            "last_activity_at": "2026-11-02T09:00:00Z",
+            "closed_at": None,
+        },
+    },
+}
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -21,18 +69,71 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-_ERRORS = {
-    "400": {
-        "description": "Invalid input; the error names the field",
-        "content": {"application/json": {"schema": _ref("Error")}},
-    },
-    "401": {"description": "No or unknown API token", "content": {"application/json": {"schema": _ref("Error")}}},
-    "403": {"description": "Your role may not do this", "content": {"application/json": {"schema": _ref("Error")}}},
+#: Error answers, each with the Error schema; :func:`_complete` gives every operation those it can get.
+_ERROR_RESPONSES: dict[str, tuple[str, str | None, str]] = {
+    "400": ("Invalid input; the error names the field", "limit", "must be between 1 and 200"),
+    "401": ("No or unknown API token", None, "log in, or send Authorization: Bearer <API token>"),
+    "403": ("Your role may not do this", None, "your role (agent) may not do this (journal.read)"),
+    "404": ("No such resource; the message says which", None, "no customer 999"),
+    "409": ("The change contradicts the data", "source_id", "customer 2 is already merged into customer 1"),
+    "413": ("The body is larger than [app] max_body_bytes", "body", "the body is larger than 1048576 bytes"),
+    "415": ("The body is not JSON", "body", "send Content-Type: application/json"),
+    "422": ("Understood, but cannot be done", "channel", "no sender is configured for sms"),
+    "429": ("Too many requests; Retry-After says when to try again", None, "too many requests"),
+    "503": (
+        "The database is unavailable (restarting, or locked past its timeout); Retry-After says when to try again",
+        None,
+        "the database is unavailable; try again shortly",
+    ),
 }
 
 
-def _id_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+def _error(description: str) -> dict[str, Any]:
+    """An error answer particular to one operation (a 409 that says what conflicts)."""
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _error_components() -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {
+                "application/json": {
+                    "schema": _ref("Error"),
+                    "example": {"error": {"status": int(status), "field": field, "message": message}},
+                }
+            },
+        }
+        for status, (description, field, message) in _ERROR_RESPONSES.items()
+    }
+
+
+def _complete(paths: dict[str, Any]) -> None:
+    """Add to every operation the error answers the server gives it, by what the operation takes.
+
+    Every operation reads the database (503 when it is unavailable); one with
+    a token may get 401 and 403; query parameters or a body, 400; an id in
+    the path, 404; a JSON body, 413 and 415. 409 and 422 are the operations'
+    own and written beside them.
+    """
+    for path, operations in paths.items():
+        for operation in operations.values():
+            wanted = ["503"]
+            if operation.get("security") != []:
+                wanted += ["401", "403"]
+            parameters = operation.get("parameters", [])
+            if any(p["in"] == "query" for p in parameters) or "requestBody" in operation:
+                wanted.append("400")
+            if "{" in path:
+                wanted.append("404")
+            if "requestBody" in operation:
+                wanted += ["413", "415"]
+            for status in wanted:
+                operation["responses"].setdefault(status, {"$ref": f"#/components/responses/{status}"})
+
+
+def _id_param(name: str, example: int = 1) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "example": example}
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,6 +231,21 @@ def _webhook_schemas() -> dict[str, Any]:
                 },
             },
         },
+        "WebhookEvent": {
+            "type": "object",
+            "required": ["id", "version", "type", "created_at", "data"],
+            "description": "The body of every delivery, signed in X-Corridor-Signature: t=<unix>,v1=<hex "
+            "HMAC-SHA256(secret, '<t>.<body>')>. Dedupe by id: a delivery may arrive twice only if Corridor "
+            "stopped between your 2xx and recording it.",
+            "properties": {
+                "id": {"type": "string", "description": "The event's id; the same on every retry"},
+                "version": {"type": "integer", "const": 1},
+                "type": {"type": "string", "enum": [*sorted(EVENT_TYPES), "webhook.test"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "data": {"type": "object"},
+            },
+            "example": WEBHOOK_EXAMPLE,
+        },
         "DeliveryLog": {
             "type": "object",
             "required": ["deliveries", "next_cursor"],
@@ -138,6 +254,36 @@ def _webhook_schemas() -> dict[str, Any]:
                 "next_cursor": {"type": ["string", "null"]},
             },
         },
+    }
+
+
+def _webhook_events() -> dict[str, Any]:
+    """The requests Corridor makes to subscribers, one per event type (OpenAPI 3.1 ``webhooks``)."""
+    events = {**EVENT_TYPES, "webhook.test": "Sent by 'send test' only"}
+    return {
+        name: {
+            "post": {
+                "operationId": "on" + "".join(part.title() for part in name.replace(".", "_").split("_")),
+                "tags": ["webhooks"],
+                "summary": summary,
+                "parameters": [
+                    {
+                        "name": "X-Corridor-Signature",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": "t=1793610001,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd",
+                    },
+                    {"name": "X-Corridor-Event", "in": "header", "required": True, "schema": {"type": "string"}},
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookEvent")}}},
+                "responses": {
+                    "2XX": {"description": "Acknowledged: never sent again"},
+                    "default": {"description": "Anything else (or no answer in [webhooks] timeout_seconds) is retried"},
+                },
+            }
+        }
+        for name, summary in events.items()
     }
 
 
@@ -150,7 +296,7 @@ def _webhook_paths() -> dict[str, Any]:
                 "operationId": "listWebhookSubscriptions",
                 "tags": tags,
                 "summary": "Outgoing webhook subscriptions (admins), and the event types there are",
-                "responses": {"200": _ok("SubscriptionList"), **_ERRORS},
+                "responses": {"200": _ok("SubscriptionList")},
             },
             "post": {
                 "operationId": "createWebhookSubscription",
@@ -158,9 +304,18 @@ def _webhook_paths() -> dict[str, Any]:
                 "summary": "Subscribe a URL to event types (admins); the answer carries the signing secret",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("SubscriptionInput")}},
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("SubscriptionInput"),
+                            "example": {
+                                "url": "https://hooks.example.com/corridor",
+                                "events": ["interaction.created", "conversation.assigned"],
+                                "description": "CRM sync",
+                            },
+                        }
+                    },
                 },
-                "responses": {"201": _ok("Subscription", "Subscribed"), **_ERRORS},
+                "responses": {"201": _ok("Subscription", "Subscribed")},
             },
         },
         "/api/subscriptions/{subscription_id}": {
@@ -169,7 +324,7 @@ def _webhook_paths() -> dict[str, Any]:
                 "tags": tags,
                 "summary": "One subscription, with its secret",
                 "parameters": [sid],
-                "responses": {"200": _ok("Subscription"), **_ERRORS},
+                "responses": {"200": _ok("Subscription")},
             },
             "patch": {
                 "operationId": "updateWebhookSubscription",
@@ -178,16 +333,18 @@ def _webhook_paths() -> dict[str, Any]:
                 "parameters": [sid],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("SubscriptionChange")}},
+                    "content": {
+                        "application/json": {"schema": _ref("SubscriptionChange"), "example": {"status": "paused"}}
+                    },
                 },
-                "responses": {"200": _ok("Subscription"), **_ERRORS},
+                "responses": {"200": _ok("Subscription")},
             },
             "delete": {
                 "operationId": "deleteWebhookSubscription",
                 "tags": tags,
                 "summary": "Remove a subscription and its delivery log",
                 "parameters": [sid],
-                "responses": {"204": {"description": "Removed"}, **_ERRORS},
+                "responses": {"204": {"description": "Removed"}},
             },
         },
         "/api/subscriptions/{subscription_id}/deliveries": {
@@ -205,7 +362,7 @@ def _webhook_paths() -> dict[str, Any]:
                     _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _query("cursor", "From next_cursor"),
                 ],
-                "responses": {"200": _ok("DeliveryLog"), **_ERRORS},
+                "responses": {"200": _ok("DeliveryLog")},
             }
         },
         "/api/subscriptions/{subscription_id}/test": {
@@ -214,7 +371,7 @@ def _webhook_paths() -> dict[str, Any]:
                 "tags": tags,
                 "summary": "Send a webhook.test event now (also while paused); answers with the logged attempt",
                 "parameters": [sid],
-                "responses": {"200": _ok("Delivery", "Attempted; status says whether it was acknowledged"), **_ERRORS},
+                "responses": {"200": _ok("Delivery", "Attempted; status says whether it was acknowledged")},
             }
         },
     }
@@ -284,7 +441,7 @@ def _listing_paths() -> dict[str, Any]:
                     _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _query("cursor", "From next_cursor"),
                 ],
-                "responses": {"200": _ok("ConversationList"), **_ERRORS},
+                "responses": {"200": _ok("ConversationList")},
             }
         },
         "/api/interactions": {
@@ -293,10 +450,14 @@ def _listing_paths() -> dict[str, Any]:
                 "tags": ["interactions"],
                 "summary": "The interaction a provider knows by its id (MessageSid, CallSid, Message-ID): 0 or 1",
                 "parameters": [
-                    {**_query("channel", "The channel", _enum(Channel)), "required": True},
-                    {**_query("external_id", "The provider's id, exactly"), "required": True},
+                    {**_query("channel", "The channel", _enum(Channel)), "required": True, "example": "sms"},
+                    {
+                        **_query("external_id", "The provider's id, exactly"),
+                        "required": True,
+                        "example": "SM8d2f0c0e5b9a4c4f9d0b6f1e2a3c4d5e",
+                    },
                 ],
-                "responses": {"200": _ok("InteractionList"), **_ERRORS},
+                "responses": {"200": _ok("InteractionList")},
             }
         },
         "/api/journal": {
@@ -311,7 +472,7 @@ def _listing_paths() -> dict[str, Any]:
                     _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _query("cursor", "From next_cursor"),
                 ],
-                "responses": {"200": _ok("JournalList"), **_ERRORS},
+                "responses": {"200": _ok("JournalList")},
             }
         },
     }
@@ -330,9 +491,11 @@ def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
+            "required": ["error"],
             "properties": {
                 "error": {
                     "type": "object",
+                    "required": ["status", "field", "message"],
                     "properties": {
                         "status": {"type": "integer"},
                         "field": {"type": ["string", "null"], "description": "The field at fault"},
@@ -342,8 +505,48 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "Party": party,
+        "Agent": {
+            "type": "object",
+            "required": ["id", "email", "name", "role"],
+            "properties": {
+                "id": {"type": "integer"},
+                "email": {"type": "string"},
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["agent", "supervisor", "admin"]},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "journal"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "reason": {"type": ["string", "null"]},
+                "journal": {
+                    "type": "object",
+                    "properties": {
+                        "received": {"type": "integer"},
+                        "oldest_received_seconds": {"type": "number"},
+                        "failed": {"type": "integer"},
+                    },
+                },
+                "webhooks": {
+                    "type": "object",
+                    "properties": {
+                        "subscriptions": {"type": "integer"},
+                        "paused": {"type": "array", "items": {"type": "integer"}, "description": "Paused ids"},
+                        "oldest_pending_seconds": {"type": "number"},
+                        "feed_behind": {"type": "integer", "description": "Feed events not yet dispatched"},
+                        "feed_gap": {
+                            "type": ["object", "null"],
+                            "description": "Set when the feed was pruned past the dispatcher: events may be missing",
+                        },
+                    },
+                },
+            },
+        },
         "LiveToken": {
             "type": "object",
+            "required": ["token", "url", "topics", "position", "expires_in"],
             "properties": {
                 "token": {"type": "string"},
                 "url": {"type": "string", "description": "The server-sent events stream"},
@@ -404,6 +607,15 @@ def openapi_document() -> dict[str, Any]:
         },
         "IngestResult": {
             "type": "object",
+            "required": [
+                "journal_id",
+                "status",
+                "interaction_id",
+                "customer_id",
+                "conversation_id",
+                "duplicate",
+                "error",
+            ],
             "properties": {
                 "journal_id": {"type": "integer"},
                 "status": {"type": "string", "enum": [s.value for s in JournalStatus]},
@@ -416,7 +628,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "Customer": {
             "type": "object",
+            "required": ["id", "display_name"],
             "properties": {
+                "created_at": {"type": "string", "format": "date-time"},
+                "requested_id": {"type": "integer", "description": "The id asked for; differs from id after a merge"},
                 "id": {"type": "integer"},
                 "display_name": {"type": "string"},
                 "identities": {"type": "array", "items": _ref("Identity")},
@@ -424,9 +639,14 @@ def openapi_document() -> dict[str, Any]:
                 "interaction_count": {"type": "integer"},
             },
         },
-        "CustomerList": {"type": "object", "properties": {"customers": {"type": "array", "items": _ref("Customer")}}},
+        "CustomerList": {
+            "type": "object",
+            "required": ["customers"],
+            "properties": {"customers": {"type": "array", "items": _ref("Customer")}},
+        },
         "Identity": {
             "type": "object",
+            "required": ["id", "kind", "value", "raw_value"],
             "properties": {
                 "id": {"type": "integer"},
                 "kind": _enum(IdentityKind),
@@ -436,7 +656,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "Conversation": {
             "type": "object",
+            "required": ["id", "customer_id", "status", "subject", "opened_at", "last_activity_at", "assignee_id"],
             "properties": {
+                "assignee_id": {"type": ["integer", "null"]},
                 "id": {"type": "integer"},
                 "customer_id": {"type": "integer"},
                 "status": {"type": "string", "enum": ["open", "pending", "closed"]},
@@ -448,7 +670,19 @@ def openapi_document() -> dict[str, Any]:
         },
         "Interaction": {
             "type": "object",
+            "required": [
+                "id",
+                "customer_id",
+                "conversation_id",
+                "channel",
+                "direction",
+                "kind",
+                "external_id",
+                "occurred_at",
+                "status",
+            ],
             "properties": {
+                "metadata": {"type": "object", "description": "What the provider sent besides"},
                 "id": {"type": "integer"},
                 "customer_id": {"type": "integer"},
                 "conversation_id": {"type": ["integer", "null"]},
@@ -473,7 +707,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "Timeline": {
             "type": "object",
+            "required": ["customer_id", "interactions", "next_cursor"],
             "properties": {
+                "conversations": {
+                    "type": "object",
+                    "additionalProperties": _ref("Conversation"),
+                    "description": "By id, those on this page",
+                },
                 "customer_id": {"type": "integer"},
                 "interactions": {"type": "array", "items": _ref("Interaction")},
                 "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page"},
@@ -481,6 +721,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "Merge": {
             "type": "object",
+            "required": ["id", "source_id", "target_id", "merged_at", "undone_at", "moved"],
             "properties": {
                 "id": {"type": "integer"},
                 "source_id": {"type": "integer"},
@@ -492,6 +733,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "SearchResults": {
             "type": "object",
+            "required": ["hits", "next_cursor"],
             "properties": {
                 "hits": {
                     "type": "array",
@@ -519,6 +761,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "ReplyResult": {
             "type": "object",
+            "required": ["interaction_id", "status"],
             "properties": {
                 "interaction_id": {"type": "integer"},
                 "status": {"type": "string"},
@@ -534,6 +777,8 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/events": {
             "post": {
+                "operationId": "postEvent",
+                "tags": ["events"],
                 "summary": "Push one event from any system onto a customer's timeline",
                 "description": (
                     "Validated and journaled, then answered 202: the event is durable and appears on the "
@@ -542,143 +787,182 @@ def openapi_document() -> dict[str, Any]:
                     "fewer than [journal] max_waiting requests are waiting already (else 202 at once)."
                 ),
                 "parameters": [
-                    _query("wait", "Seconds (0-30) to wait for processing; 0 answers at once", {"type": "number"})
+                    _query(
+                        "wait",
+                        "Seconds (0-30) to wait for processing; 0 answers at once",
+                        {"type": "number", "minimum": 0, "maximum": 30},
+                    )
                 ],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChannelEvent")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ChannelEvent"), "example": EVENT_EXAMPLE}},
+                },
                 "responses": {
                     "202": _ok("IngestResult", "Journaled; processing follows (or, after wait, failed or deferred)"),
                     "201": _ok("IngestResult", "Created (with wait)"),
                     "200": _ok("IngestResult", "Already there: a duplicate (with wait)"),
-                    "413": {"description": "Body too large"},
-                    "415": {"description": "Not JSON"},
-                    **_ERRORS,
                 },
             }
         },
         "/api/health": {
             "get": {
-                "summary": "Health for monitoring (no token): journal backlog and failures; degraded when "
-                "received events wait over a minute for the journal processor",
+                "operationId": "getHealth",
+                "tags": ["meta"],
+                "summary": "Health for monitoring (no token): journal backlog and failures, webhook subscriptions; "
+                "degraded when received events wait over a minute for the journal processor",
                 "security": [],
-                "responses": {"200": {"description": "status ok or degraded, with journal counts"}},
+                "responses": {"200": _ok("Health")},
             }
         },
         "/api/journal/{entry_id}": {
             "get": {
+                "operationId": "getJournalEntry",
+                "tags": ["events"],
                 "summary": "What became of a journaled event: received, processed, duplicate, deferred or failed",
                 "parameters": [_id_param("entry_id")],
-                "responses": {"200": _ok("IngestResult"), **_ERRORS},
+                "responses": {"200": _ok("IngestResult")},
             }
         },
         "/api/customers": {
             "get": {
+                "operationId": "findCustomers",
+                "tags": ["customers"],
                 "summary": "Find customers by email, phone or name",
                 "parameters": [
-                    _query("email", "Exact address, any case"),
+                    {**_query("email", "Exact address, any case"), "example": "ana.lima@example.com"},
                     _query("phone", "Any format; E.164 best"),
                     _query("name", "Name prefix"),
-                    _query("limit", "1-100", {"type": "integer"}),
+                    _query("limit", "1-100", {"type": "integer", "minimum": 1, "maximum": 100}),
                 ],
-                "responses": {"200": _ok("CustomerList"), **_ERRORS},
+                "responses": {"200": _ok("CustomerList")},
             }
         },
         "/api/customers/{customer_id}": {
             "get": {
+                "operationId": "getCustomer",
+                "tags": ["customers"],
                 "summary": "A customer with identities and conversations (merged ids redirect)",
                 "parameters": [cid],
-                "responses": {"200": _ok("Customer"), "404": {"description": "No such customer"}, **_ERRORS},
+                "responses": {"200": _ok("Customer")},
             }
         },
         "/api/customers/{customer_id}/timeline": {
             "get": {
+                "operationId": "getCustomerTimeline",
+                "tags": ["customers"],
                 "summary": "The customer's interactions on every channel, newest first",
                 "parameters": [
                     cid,
-                    _query("limit", "1-200", {"type": "integer"}),
+                    _query("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _query("cursor", "From next_cursor"),
                 ],
-                "responses": {"200": _ok("Timeline"), **_ERRORS},
+                "responses": {"200": _ok("Timeline")},
             }
         },
         "/api/customers/{customer_id}/identities": {
             "post": {
+                "operationId": "addCustomerIdentity",
+                "tags": ["customers"],
                 "summary": "Link an address (email, phone...) to the customer",
                 "parameters": [cid],
                 "requestBody": {
+                    "required": True,
                     "content": {
                         "application/json": {
                             "schema": {
                                 "type": "object",
                                 "required": ["kind", "value"],
                                 "properties": {"kind": _enum(IdentityKind), "value": {"type": "string"}},
-                            }
+                            },
+                            "example": {"kind": "phone", "value": "+1 415 555 0100"},
                         }
-                    }
+                    },
                 },
-                "responses": {
-                    "201": _ok("Identity", "Linked"),
-                    "409": {"description": "Belongs to another customer"},
-                    **_ERRORS,
-                },
+                "responses": {"201": _ok("Identity", "Linked"), "409": _error("Belongs to another customer")},
             }
         },
         "/api/customers/{customer_id}/identities/{identity_id}": {
             "delete": {
+                "operationId": "removeCustomerIdentity",
+                "tags": ["customers"],
                 "summary": "Unlink an address; past interactions stay",
                 "parameters": [cid, _id_param("identity_id")],
-                "responses": {"204": {"description": "Unlinked"}, **_ERRORS},
+                "responses": {"204": {"description": "Unlinked"}},
             }
         },
         "/api/customers/{customer_id}/merge": {
             "post": {
+                "operationId": "mergeCustomer",
+                "tags": ["customers"],
                 "summary": "Merge customer source_id into this one (supervisors)",
                 "parameters": [cid],
                 "requestBody": {
+                    "required": True,
                     "content": {
                         "application/json": {
                             "schema": {
                                 "type": "object",
                                 "required": ["source_id"],
                                 "properties": {"source_id": {"type": "integer"}},
-                            }
+                            },
+                            "example": {"source_id": 2},
                         }
-                    }
+                    },
                 },
-                "responses": {"200": _ok("Merge"), "409": {"description": "Cannot merge these"}, **_ERRORS},
+                "responses": {"200": _ok("Merge"), "409": _error("Cannot merge these")},
             }
         },
         "/api/merges/{merge_id}/undo": {
             "post": {
+                "operationId": "undoMerge",
+                "tags": ["customers"],
                 "summary": "Undo a merge: exactly what moved goes back",
                 "parameters": [_id_param("merge_id")],
-                "responses": {"200": _ok("Merge"), **_ERRORS},
+                "responses": {"200": _ok("Merge"), "409": _error("Undo the later merge first")},
             }
         },
         "/api/conversations/{conversation_id}": {
             "get": {
+                "operationId": "getConversation",
+                "tags": ["conversations"],
                 "summary": "A conversation and its interactions, oldest first",
                 "parameters": [_id_param("conversation_id")],
-                "responses": {"200": _ok("Conversation"), **_ERRORS},
+                "responses": {"200": _ok("Conversation")},
             }
         },
         "/api/conversations/{conversation_id}/replies": {
             "post": {
+                "operationId": "postReply",
+                "tags": ["conversations"],
                 "summary": "Reply to the customer on a channel; sent after it is stored",
                 "parameters": [_id_param("conversation_id")],
-                "requestBody": {"content": {"application/json": {"schema": _ref("Reply")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("Reply"),
+                            "example": {"channel": "email", "text": "It left our warehouse today."},
+                        }
+                    },
+                },
                 "responses": {
                     "201": _ok("ReplyResult", "Sent"),
                     "202": _ok("ReplyResult", "Queued; will retry"),
-                    "422": _ok("ReplyResult", "The provider refused it; recorded on the interaction"),
-                    **_ERRORS,
+                    "422": {
+                        "description": "No sender for that channel (an error), or the provider refused it "
+                        "(a ReplyResult with status failed and an error, recorded on the interaction)",
+                        "content": {"application/json": {"schema": {"anyOf": [_ref("ReplyResult"), _ref("Error")]}}},
+                    },
                 },
             }
         },
         "/api/search": {
             "get": {
+                "operationId": "searchInteractions",
+                "tags": ["search"],
                 "summary": "Full-text search over every interaction",
                 "parameters": [
-                    _query("q", 'Words, "phrases", prefix*'),
+                    {**_query("q", 'Words, "phrases", prefix*'), "example": "order"},
                     _query("channel", "Repeat or comma-separate"),
                     _query("direction", "inbound, outbound, internal"),
                     _query("since", "ISO 8601"),
@@ -689,10 +973,10 @@ def openapi_document() -> dict[str, Any]:
                         "newest (default) or relevance; on SQLite a word in more than 1,000 interactions is "
                         "ranked among its newest 1,000 matches",
                     ),
-                    _query("limit", "1-100", {"type": "integer"}),
+                    _query("limit", "1-100", {"type": "integer", "minimum": 1, "maximum": 100}),
                     _query("cursor", "From next_cursor"),
                 ],
-                "responses": {"200": _ok("SearchResults"), **_ERRORS},
+                "responses": {"200": _ok("SearchResults")},
             }
         },
         "/api/live/token": {
@@ -705,21 +989,35 @@ def openapi_document() -> dict[str, Any]:
                     '`{"id", "topic", "kind", "data", "at"}`; after a drop the stream replays from '
                     "Last-Event-ID. The token expires after `expires_in` seconds: fetch another."
                 ),
-                "responses": {"200": _ok("LiveToken"), **_ERRORS},
+                "responses": {"200": _ok("LiveToken")},
             }
         },
         "/api/me": {
             "get": {
+                "operationId": "getMe",
+                "tags": ["meta"],
                 "summary": "Who the token belongs to",
-                "responses": {"200": {"description": "The agent"}, **_ERRORS},
+                "responses": {"200": _ok("Agent")},
             }
         },
         **_webhook_paths(),
         **_listing_paths(),
         "/api/openapi.json": {
-            "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "tags": ["meta"],
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
         },
     }
+    _complete(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -728,12 +1026,25 @@ def openapi_document() -> dict[str, Any]:
             "description": "One timeline per customer across email, phone, SMS, WhatsApp and chat.",
         },
         "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "events", "description": "Events in from any system, and what became of them"},
+            {"name": "customers", "description": "Customers, identities, timelines, merges"},
+            {"name": "conversations", "description": "Conversations and replies"},
+            {"name": "interactions", "description": "Interactions by the provider's id"},
+            {"name": "search", "description": "Full-text search"},
+            {"name": "journal", "description": "Raw payloads as they arrived (admins)"},
+            {"name": "webhooks", "description": "Outgoing webhook subscriptions and their delivery logs (admins)"},
+            {"name": "live", "description": "Live updates for consoles"},
+            {"name": "meta", "description": "Health, the caller, this document"},
+        ],
+        "webhooks": _webhook_events(),
         "security": [{"token": []}],
         "components": {
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer", "description": "`corridor user create` prints one"}
             },
             "schemas": schemas,
+            "responses": _error_components(),
         },
         "paths": paths,
     }
