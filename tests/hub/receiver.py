@@ -62,8 +62,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    """A receiver on 127.0.0.1; yields it with its URL."""
+def receiving(port: int = 0) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (on ``port``, or a free one); yields it with its URL."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,7 +93,8 @@ def receiving() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hooks/corridor")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

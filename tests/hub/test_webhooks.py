@@ -22,18 +22,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from hub import live
 from hub.customers import merge
-from hub.events import Channel
+from hub.events import Channel, Direction, InteractionUpdate
 from hub.ingest import ingest_many
 from hub.integrations import webhook_settings
 from hub.integrations.signing import HEADER, signature, verify
 from hub.integrations.subscriptions import create_subscription
 from hub.integrations.targets import TargetRefused, check_url
 from hub.integrations.worker import WebhookWorker
-from hub.models import AuditRecord, Customer, LiveEvent, Role, WebhookDelivery
+from hub.models import AuditRecord, Customer, Interaction, LiveEvent, Role, WebhookDelivery
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
-from tests.hub.events import event
+from tests.hub.events import at, event
 from tests.hub.receiver import Receiver, receiving
 
 FAST = {
@@ -426,3 +427,43 @@ def test_the_readme_verification_snippet_accepts_corridor_signatures() -> None:
     assert namespace["verify"]("whsec_s", header, body)
     assert not namespace["verify"]("whsec_s", header, body + b" ")
     assert not namespace["verify"]("whsec_s", signature("whsec_s", int(time.time()) - 600, body), body)
+
+
+def test_delivery_status_reports_and_the_consoles_conversation_events_are_sent(
+    hooked: Callable[..., Flask], receiver: Receiver
+) -> None:
+    app = hooked()
+    runtime, client = app.extensions["corridor"], app.test_client()
+    headers = _auth(runtime)
+    _subscribe(
+        client, headers, receiver.url,
+        "interaction.delivery_status_changed", "conversation.assigned", "conversation.status_changed",
+    )  # fmt: skip
+    _ingest(runtime, event(Channel.SMS, "+14155550100", external_id="SMout1", direction=Direction.OUTBOUND))
+    _ingest(
+        runtime,
+        InteractionUpdate(
+            channel=Channel.SMS, external_id="SMout1", update_id="SMout1/delivered",
+            occurred_at=at(0.01), status="delivered",
+        ),
+    )  # fmt: skip
+    _wait_feed(runtime, "interaction.updated", 1)
+    with runtime.database.read() as session:
+        conversation_id = session.scalar(select(Interaction.conversation_id))
+    # What the console's conversation actions publish, in their own transactions.
+    with runtime.database.write() as session:
+        live.publish(
+            session, live.AGENTS, "conversation.assigned", {"conversation_id": conversation_id, "assignee_id": 1}
+        )
+    with runtime.database.write() as session:
+        live.publish(session, live.AGENTS, "conversation.status_changed",
+                     {"conversation_id": conversation_id, "from": "open", "to": "closed"})  # fmt: skip
+    receiver.wait_for(lambda: len(receiver.acknowledged()) == 3, pump=Pump(runtime))
+    bodies = [r.body for r in receiver.requests]
+    assert [b["type"] for b in bodies] == [
+        "interaction.delivery_status_changed", "conversation.assigned", "conversation.status_changed",
+    ]  # fmt: skip
+    assert bodies[0]["data"]["interaction"]["status"] == "delivered"
+    assert bodies[1]["data"]["assignee_id"] == 1
+    assert bodies[1]["data"]["conversation"]["id"] == conversation_id
+    assert (bodies[2]["data"]["from"], bodies[2]["data"]["to"]) == ("open", "closed")
