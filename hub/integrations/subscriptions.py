@@ -158,7 +158,12 @@ def resume(
     subscription.consecutive_failures = 0
     session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.subscription_id == subscription.id, WebhookDelivery.status == "pending")
+        .where(
+            WebhookDelivery.subscription_id == subscription.id,
+            WebhookDelivery.status == "pending",
+            # A test is sent by whoever asked for it, never by the worker.
+            WebhookDelivery.event_type != TEST_EVENT,
+        )
         .values(next_attempt_at=now, expires_at=now + timedelta(hours=settings.retry_hours))
     )
     session.flush()
