@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, Role] = {
     "search.export": Role.SUPERVISOR,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
+    "webhooks.manage": Role.ADMIN,
 }
 _ORDER = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
 #: A role's place in _ORDER, by the role and by its stored value.

@@ -30,6 +30,9 @@ from hub.config import SettingsError
 from hub.customers import NotFound, audit
 from hub.erasure import apply_retention, compact, erase_customer
 from hub.identity import normalise_email
+from hub.integrations import webhook_settings
+from hub.integrations.commands import webhook
+from hub.integrations.worker import WebhookWorker
 from hub.journal import due_entries, received_entries, replay
 from hub.live import prune as live_prune
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
@@ -772,6 +775,7 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         "reply retries": lambda s: _every(interval, retry_replies, s, "reply retries"),
         "journal replay": lambda s: _every(interval, replay_journal, s, "journal replay"),
         "live feed pruning": lambda s: _every(LIVE_PRUNE_EVERY, prune_live_feed, s, "live feed pruning"),
+        "webhook delivery": WebhookWorker(runtime.database, webhook_settings(runtime.settings)).run,
         **runtime.registry.workers,
     }
     engine = _engine(runtime)
@@ -796,6 +800,9 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+
+
+cli.add_command(webhook)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hub.events import Channel, IdentityKind, Party
 from hub.identity import InvalidAddress, normalise, normalise_email, normalise_phone
+from hub.live import AGENTS, publish
 from hub.models import (
     AuditRecord,
     Conversation,
@@ -325,6 +326,8 @@ def merge(session: Session, source_id: int, target_id: int, *, actor_id: int | N
     session.flush()
     audit(session, actor_id, "customer.merge", "customer", target.id, source_id=source.id,
           merge_id=record.id, moved={k: len(v) for k, v in moved.items()})  # fmt: skip
+    # Announced last (it takes the feed's ordering lock until the commit); webhooks read it too.
+    publish(session, AGENTS, "customer.merged", _merge_data(record))
     return record
 
 
@@ -364,4 +367,15 @@ def unmerge(session: Session, merge_id: int, *, actor_id: int | None) -> Custome
     session.flush()
     audit(session, actor_id, "customer.unmerge", "customer", record.target_id, source_id=source.id,
           merge_id=record.id)  # fmt: skip
+    publish(session, AGENTS, "customer.unmerged", _merge_data(record))
     return record
+
+
+def _merge_data(record: CustomerMerge) -> dict[str, Any]:
+    return {
+        "merge_id": record.id,
+        "customer_id": record.target_id,
+        "source_id": record.source_id,
+        "target_id": record.target_id,
+        "moved": {k: len(v) for k, v in record.moved.items()},
+    }

@@ -428,3 +428,60 @@ class LiveEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Pruning removes events older than [live] retention_hours by this.
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WebhookSubscription(Base):
+    """An integrator's endpoint and the event types it is sent (hub.integrations)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    #: Event types sent, e.g. ["interaction.created", "conversation.assigned"].
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    #: Signs every delivery (HMAC-SHA256); kept because every attempt signs anew.
+    secret: Mapped[str] = mapped_column(String(128))
+    #: "active" or "paused" (by an admin, or after failing too often).
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    paused_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Failed attempts in a row; an acknowledged delivery resets it.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: the outbox row, and its log (status, latency, response, next retry)."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        # The dispatcher writes each event once per subscription, whatever happens to it.
+        UniqueConstraint("subscription_id", "event_id"),
+        # Due deliveries, and the earlier ones of the same conversation they wait for.
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "subscription_id", "ordering_key", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscription.id", ondelete="CASCADE"))
+    #: The body's id: "evt_<live event id>" (or "test_<random>"); receivers dedupe by it.
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    #: "conversation:<id>" or "customer:<id>": deliveries with the same key go out in id order.
+    ordering_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The exact JSON body sent on every attempt.
+    body: Mapped[str] = mapped_column(Text)
+    #: "pending" (due at next_attempt_at), "delivered" (2xx: never sent again) or "failed" (gave up).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    #: Retried until then ([webhooks] retry_hours after it was written, or after a resume).
+    expires_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    response_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -10,7 +10,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
@@ -137,6 +137,16 @@ def register_error_handlers(app: Flask) -> None:
         if status == 401:
             message = "log in, or send Authorization: Bearer <API token>"
         return _error(status, _FIELD_FOR_STATUS.get(status), message)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError) -> ResponseReturnValue:
+        # PostgreSQL restarting or unreachable, SQLite locked past its busy timeout: the
+        # request may succeed if repeated, which a client can only know from a 503.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        message = "the database is unavailable; try again shortly"
+        if _wants_json():
+            return jsonify({"error": {"status": 503, "field": None, "message": message}}), 503, {"Retry-After": "5"}
+        return render_template("error.html", status=503, message=message), 503, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:

@@ -9,7 +9,21 @@ is described in ``openapi.py`` beside them; a test fails when one is missing.
 
 from __future__ import annotations
 
-from hub.web.api import attachments, conversations, customers, events, inbox, live, meta, search
+from hub.web.api import (
+    attachments,
+    conversations,
+    customers,
+    events,
+    inbox,
+    listing,
+    live,
+    meta,
+    search,
+    subscriptions,
+)  # fmt: skip
 from hub.web.api.blueprint import api
 
-__all__ = ["api", "attachments", "conversations", "customers", "events", "inbox", "live", "meta", "search"]
+__all__ = [
+    "api", "attachments", "conversations", "customers", "events", "inbox", "listing", "live", "meta", "search",
+    "subscriptions",
+]  # fmt: skip

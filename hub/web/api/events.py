@@ -14,6 +14,7 @@ from hub.db import without_sql
 from hub.events import ChannelEvent, Direction
 from hub.identity import InvalidAddress, normalise
 from hub.ingest import receive
+from hub.integrations.subscriptions import health as webhook_health
 from hub.journal import find_entry, received_backlog, wait_processed
 from hub.models import Interaction, JournalEntry, JournalStatus, utcnow
 from hub.runtime import current_runtime
@@ -154,12 +155,15 @@ def health() -> ResponseReturnValue:
         failed = session.scalar(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
         )
+        webhooks = webhook_health(session)
     waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
     reasons = []
     if waited > BACKLOG_DEGRADED_SECONDS:
         reasons.append(f"received events have waited {waited:.0f} s for the journal processor")
     body: dict[str, Any] = {
         "journal": {"received": received, "oldest_received_seconds": round(waited, 1), "failed": failed},
+        # Paused subscriptions and the delivery backlog: the integrations' health, not the server's.
+        "webhooks": webhooks,
     }
     if isinstance(runtime.search, EngineBackend):
         # The index's lag and failures: an engine that is down or behind
