@@ -34,6 +34,8 @@ PERMISSIONS: dict[str, Role] = {
     "replies.send": Role.AGENT,
     "search": Role.AGENT,
     "customers.merge": Role.SUPERVISOR,
+    "reports.read": Role.SUPERVISOR,
+    "audit.read": Role.SUPERVISOR,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
 }

@@ -339,7 +339,8 @@ class CrossChannel:
     contacts_per_resolved: float | None
     #: Share of resolved conversations closed after one contact and never reopened.
     first_contact_resolution: float | None
-    #: Closes in the range, and the share of them the same customer contacted again within 7 days.
+    #: Closes in the range (of conversations with a contact), and the share the same customer followed
+    #: with a contact within 7 days.
     closes: int
     repeat_contact_rate: float | None
 
@@ -423,7 +424,13 @@ def _repeats(session: Session, filters: Filters) -> tuple[int, int]:
                 Conversation.__table__, Conversation.id == ConversationClosure.conversation_id
             ).outerjoin(ConversationFacts.__table__, ConversationFacts.conversation_id == Conversation.id)
         )
-        .where(ConversationClosure.closed_at >= filters.since, ConversationClosure.closed_at < filters.until)
+        .where(
+            ConversationClosure.closed_at >= filters.since,
+            ConversationClosure.closed_at < filters.until,
+            # A conversation nobody contacted us in (a survey answer filed on
+            # its own) closes no customer's issue.
+            ConversationFacts.started_at.is_not(None),
+        )
     )
     closes = _scoped(query, filters).subquery()
     window = REPEAT_WINDOW.total_seconds()

@@ -9,7 +9,7 @@ is described in ``openapi.py`` beside them; a test fails when one is missing.
 
 from __future__ import annotations
 
-from hub.web.api import conversations, customers, events, meta, search
+from hub.web.api import audit, conversations, customers, events, meta, reports, search
 from hub.web.api.blueprint import api
 
-__all__ = ["api", "conversations", "customers", "events", "meta", "search"]
+__all__ = ["api", "audit", "conversations", "customers", "events", "meta", "reports", "search"]
