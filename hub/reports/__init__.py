@@ -16,7 +16,8 @@ import threading
 import click
 from flask.cli import with_appcontext
 
-from hub.config import SettingsError
+from hub.config import Settings, SettingsError
+from hub.db import Database
 from hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -61,23 +62,31 @@ class CsatSettings:
             raise SettingsError(f"HUB_CSAT_ANSWER_DAYS: at least 1, got {self.answer_days}")
 
 
+def update_reports(database: Database, settings: Settings) -> None:
+    """One pass of the worker: survey answers by text message, then the rollups, then audit retention."""
+    from hub.reports import audit, csat, rollup
+
+    with database.write() as session:
+        csat.match_answers(session, settings.section("csat", CsatSettings))
+        while rollup.refresh(session).interactions:
+            pass
+        audit.purge(session, settings.section("audit", AuditSettings).retention_days)
+
+
 def init_reports(registry: Registry) -> None:
     """Register the reports blueprint, worker loop and commands; reads (and so checks) their settings."""
-    from hub.reports import audit, csat, rollup
+    from hub.reports import rollup
     from hub.reports.views import reports
 
     settings = registry.settings.section("reports", ReportsSettings)
-    audit_settings = registry.settings.section("audit", AuditSettings)
-    csat_settings = registry.settings.section("csat", CsatSettings)
+    # Read now so that a bad setting stops start-up, not the first close.
+    registry.settings.section("audit", AuditSettings)
+    registry.settings.section("csat", CsatSettings)
     database = registry.database
     registry.add_blueprint(reports)
 
     def step() -> None:
-        with database.write() as session:
-            csat.match_answers(session, csat_settings)
-            while rollup.refresh(session).interactions:
-                pass
-            audit.purge(session, audit_settings.retention_days)
+        update_reports(database, registry.settings)
 
     def loop(stop: threading.Event) -> None:
         while not stop.is_set():
