@@ -161,3 +161,17 @@ def test_the_audit_trail_filters_and_pages(client: FlaskClient, runtime: Runtime
     assert [(e["target"]["id"], e["details"]) for e in merges] == [(8, {"source_id": 9})]
     with runtime.database.read() as session:
         assert session.scalar(select(Conversation.id)) is None
+
+
+def test_looking_at_a_customer_through_the_api_is_in_the_audit_trail(
+    client: FlaskClient, runtime: Runtime, story: int
+) -> None:
+    token = make_agent(runtime, Role.SUPERVISOR)
+    headers = {"Authorization": f"Bearer {token}"}
+    with runtime.database.read() as session:
+        customer_id = session.get(Conversation, story).customer_id  # type: ignore[union-attr]
+    assert client.get(f"/api/customers/{customer_id}", headers=headers).status_code == 200
+    assert client.get(f"/api/customers/{customer_id}/timeline", headers=headers).status_code == 200
+    entries = client.get("/api/audit", query_string={"customer": customer_id}, headers=headers).json["entries"]
+    views = [(e["action"], e["details"]["via"], e["actor"]["name"]) for e in entries if e["action"] == "customer.view"]
+    assert views == [("customer.view", "api.timeline", "Supervisor"), ("customer.view", "api.customer", "Supervisor")]
