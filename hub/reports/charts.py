@@ -9,7 +9,7 @@ numbers are a CSV download beside it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 WIDTH = 640
 ROW = 26
-LABEL = 130
+LABEL = 170
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,14 @@ def bars(
     title: str,
     rows: Sequence[tuple[str, Sequence[float | None]]],
     series: Sequence[Series],
-    unit: str,
-    fmt: str = "{:.0f}",
+    show: Callable[[float], str] = "{:.0f}".format,
 ) -> Markup:
     """Horizontal bars: one group per row label, one bar per series (e.g. median and p90)."""
     per_group = ROW * len(series) + 10
     height = max(len(rows) * per_group + 30, 60)
     peak = max((v for _, vals in rows for v in vals if v is not None), default=0) or 1
-    plot_w = WIDTH - LABEL - 90
+    # Room on the right for the value written after the longest bar.
+    plot_w = WIDTH - LABEL - 130
     parts = []
     for g, (label, vals) in enumerate(rows):
         y0 = 6 + g * per_group
@@ -113,7 +113,7 @@ def bars(
         for k, (s, v) in enumerate(zip(series, vals, strict=True)):
             y = y0 + k * ROW
             w = 0 if v is None else max(v / peak * plot_w, 1.0)
-            text = "–" if v is None else fmt.format(v) + unit
+            text = "–" if v is None else show(v)
             parts.append(
                 f'<rect x="{LABEL}" y="{y}" width="{w:.1f}" height="{ROW - 6}" rx="3" style="fill:{s.colour}">'
                 f"<title>{escape(label)} {escape(s.name)}: {escape(text)}</title></rect>"
@@ -121,9 +121,7 @@ def bars(
             )
     description = f"{title}: " + "; ".join(
         f"{label} "
-        + ", ".join(
-            f"{s.name} {'none' if v is None else fmt.format(v) + unit}" for s, v in zip(series, vals, strict=True)
-        )
+        + ", ".join(f"{s.name} {'none' if v is None else show(v)}" for s, v in zip(series, vals, strict=True))
         for label, vals in rows
     )
     if not rows:
@@ -132,5 +130,10 @@ def bars(
     return _frame(chart_id, title, description[:2000], height, "".join(parts))
 
 
-def hours(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds / 3600
+def duration(seconds: float) -> str:
+    """A duration as people say it: "40 min", "2.5 h", "3.1 d"."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -151,17 +151,14 @@ def _charts(d: kpis.Dashboard, agents: Mapping[int, str]) -> dict[str, Any]:
     counts = {(v.day, v.channel): v.inbound for v in volume}
     median_p90 = [charts.Series("median", "var(--accent)"), charts.Series("p90", "var(--faint)")]
 
-    def duration_rows(durations: kpis.Durations) -> list[tuple[str, Sequence[float | None]]]:
-        rows: list[tuple[str, Sequence[float | None]]] = [
-            (k, [charts.hours(s.median), charts.hours(s.p90)]) for k, s in durations.by_channel.items()
-        ]
-        return rows
+    def by_channel(durations: kpis.Durations) -> list[tuple[str, Sequence[float | None]]]:
+        return [(k, [s.median, s.p90]) for k, s in durations.by_channel.items()]
 
-    def agent_rows(durations: kpis.Durations) -> list[tuple[str, Sequence[float | None]]]:
-        return [
-            (agents.get(k, f"#{k}"), [charts.hours(s.median), charts.hours(s.p90)])
-            for k, s in durations.by_agent.items()
-        ]
+    def by_agent(durations: kpis.Durations) -> list[tuple[str, Sequence[float | None]]]:
+        return [(agents.get(k, f"#{k}"), [s.median, s.p90]) for k, s in durations.by_agent.items()]
+
+    def durations_chart(chart_id: str, title: str, rows: list[tuple[str, Sequence[float | None]]]) -> Any:
+        return charts.bars(chart_id, title, rows, median_p90, charts.duration) if rows else None
 
     return {
         "volume": charts.stacked_columns(
@@ -173,36 +170,27 @@ def _charts(d: kpis.Dashboard, agents: Mapping[int, str]) -> dict[str, Any]:
         ),
         "volume_weekly": weekly,
         "first_response": charts.bars(
-            "frt", "First response time by channel (hours)", duration_rows(d.first_response), median_p90, " h", "{:.1f}"
+            "frt", "First response time by channel", by_channel(d.first_response), median_p90, charts.duration
         ),
-        "first_response_agents": charts.bars(
-            "frt-agents",
-            "First response time by agent (hours)",
-            agent_rows(d.first_response),
-            median_p90,
-            " h",
-            "{:.1f}",
+        "first_response_agents": durations_chart(
+            "frt-agents", "First response time by agent", by_agent(d.first_response)
         ),
         "resolution": charts.bars(
-            "rt", "Resolution time by channel (hours)", duration_rows(d.resolution), median_p90, " h", "{:.1f}"
+            "rt", "Resolution time by channel", by_channel(d.resolution), median_p90, charts.duration
         ),
-        "resolution_agents": charts.bars(
-            "rt-agents", "Resolution time by agent (hours)", agent_rows(d.resolution), median_p90, " h", "{:.1f}"
-        ),
+        "resolution_agents": durations_chart("rt-agents", "Resolution time by agent", by_agent(d.resolution)),
         "paths": charts.bars(
             "paths",
             "Most common channel paths (conversations)",
             [(p.replace(">", " → "), [float(n)]) for p, n in d.cross_channel.paths],
             [charts.Series("conversations", "var(--chat)")],
-            "",
         ),
         "csat": charts.bars(
             "csat",
-            "Satisfaction by channel (mean score, 1–5)",
+            "Satisfaction by channel (mean score, 1 to 5)",
             [(k, [g.mean_score]) for k, g in d.csat.by_channel.items()],
             [charts.Series("mean", "var(--ok)")],
-            "",
-            "{:.2f}",
+            "{:.2f}".format,
         ),
     }
 
@@ -223,6 +211,7 @@ def dashboard() -> ResponseReturnValue:
         "reports/dashboard.html",
         d=d,
         charts=_charts(d, agents),
+        duration=charts.duration,
         agents=agents,
         channels=CHANNELS,
         presets=PRESETS,
