@@ -14,6 +14,7 @@ Figures (see DESIGN.md, "Numbers to reach"):
 5. ``memory``   RSS while 1M events go through the pipeline (builds the DB for 3 and 4)
 6. ``email``    mailbox backfill from a private Dovecot vs a raw IMAP fetch of the same mail
 7. ``twilio``   signed inbound-SMS webhooks over waitress vs a bare Flask endpoint
+8. ``reports``  the supervisors' dashboard over six months of the big database vs raw SQL aggregates
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -38,10 +39,10 @@ from pathlib import Path
 
 import sqlalchemy
 
-from tests.bench import batch, bench_email, bench_twilio, bigdb, reads, webhook
+from tests.bench import batch, bench_email, bench_reports, bench_twilio, bigdb, reads, webhook
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search")
+FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search", "reports")
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_email.run(workspace, messages=500 if args.quick else bench_email.MESSAGES)
         if "twilio" in chosen:
             results += bench_twilio.run(workspace, sizes)
-        if {"memory", "timeline", "search"} & set(chosen):
+        if {"memory", "timeline", "search", "reports"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():
                 big, memory_results = bigdb.reuse(args.db), []
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 results += reads.timeline(workspace, sizes, big)
             if "search" in chosen:
                 results += reads.search(workspace, sizes, big, quick=args.quick)
+            if "reports" in chosen:
+                results += bench_reports.run(workspace, sizes, big)
 
     say(f"\n== Summary ({'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s) ==")
     say(summary(results))

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from hub.demo import DEMO_AGENT_EMAIL, DEMO_PASSWORD, DEMO_SUPERVISOR_EMAIL, load_demo
+from hub.demo_reports import add_report_demo
 from hub.reports import update_reports
 from hub.runtime import Runtime
 from tests.hub.test_pages_browser import TIMEOUT_MS, browser, served
@@ -52,6 +53,7 @@ def test_the_supervisor_reads_the_demo_dashboard(
     runtime: Runtime, served: str, light_page: Page, dark_page: Page
 ) -> None:
     load_demo(runtime, echo=lambda _line: None)
+    add_report_demo(runtime, echo=lambda _line: None)
     update_reports(runtime.database, runtime.settings)
     page = light_page
     log_in(page, served, DEMO_SUPERVISOR_EMAIL, "/reports")
@@ -66,8 +68,11 @@ def test_the_supervisor_reads_the_demo_dashboard(
     share = page.locator(".figure", has_text="more than one channel").locator(".n").inner_text()
     assert share.endswith("%"), share
     assert share != "0 %"
+    satisfaction = page.locator(".figure", has_text="surveys answered").locator(".n").inner_text()
+    assert 3.0 <= float(satisfaction) <= 5.0, satisfaction
     charts = page.locator("svg.chart[role=img]")
-    assert charts.count() >= 5
+    # Agents answered the demo's conversations: response and resolution times by agent too.
+    assert charts.count() == 7
     for name in ("Customer contacts per week, by channel", "First response time by channel"):
         expect(page.locator("svg.chart title", has_text=name)).to_have_count(1)
     # Each chart's bars have a size: the SVG drew data, not an empty frame.
