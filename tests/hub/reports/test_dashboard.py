@@ -175,3 +175,21 @@ def test_looking_at_a_customer_through_the_api_is_in_the_audit_trail(
     entries = client.get("/api/audit", query_string={"customer": customer_id}, headers=headers).json["entries"]
     views = [(e["action"], e["details"]["via"], e["actor"]["name"]) for e in entries if e["action"] == "customer.view"]
     assert views == [("customer.view", "api.timeline", "Supervisor"), ("customer.view", "api.customer", "Supervisor")]
+
+
+def test_audit_records_older_than_the_retention_go(make_app: object) -> None:
+    from datetime import timedelta
+
+    from flask import Flask
+
+    from hub.models import AuditRecord, utcnow
+    from hub.reports import update_reports
+
+    app: Flask = make_app(audit={"retention_days": 30})  # type: ignore[operator]
+    runtime: Runtime = app.extensions["corridor"]
+    with runtime.database.write() as session:
+        session.add(AuditRecord(at=utcnow() - timedelta(days=31), action="login", target_type="agent", target_id=1))
+        session.add(AuditRecord(at=utcnow() - timedelta(days=29), action="login", target_type="agent", target_id=2))
+    update_reports(runtime.database, runtime.settings)
+    with runtime.database.read() as session:
+        assert session.scalars(select(AuditRecord.target_id)).all() == [2]
