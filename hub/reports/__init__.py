@@ -22,6 +22,9 @@ from hub.registry import Registry
 
 log = logging.getLogger(__name__)
 
+#: New interactions rolled up per transaction by the worker.
+REFRESH_STEP = 5_000
+
 
 @dataclasses.dataclass(frozen=True)
 class ReportsSettings:
@@ -68,8 +71,13 @@ def update_reports(database: Database, settings: Settings) -> None:
 
     with database.write() as session:
         csat.match_answers(session, settings.section("csat", CsatSettings))
-        while rollup.refresh(session).interactions:
-            pass
+    # One transaction per step: on SQLite a catch-up over a long backlog must
+    # not hold the write lock the journal processor needs for all of it.
+    while True:
+        with database.write() as session:
+            if not rollup.refresh(session, limit=REFRESH_STEP).interactions:
+                break
+    with database.write() as session:
         audit.purge(session, settings.section("audit", AuditSettings).retention_days)
 
 
