@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import customers
 from hub.events import Channel
 from hub.models import Agent, utcnow
 from hub.reports import CsatSettings, audit, charts, csat, kpis
@@ -229,9 +230,17 @@ def chart_csv(name: str) -> ResponseReturnValue:
     if name not in CSV_NAMES:
         abort(404)
     filters = filters_from(request.args)
-    with current_runtime().database.read() as session:
+    runtime = current_runtime()
+    with runtime.database.read() as session:
         d = kpis.dashboard(session, filters)
         header, rows = csv_rows(name, d, agent_names(session))
+    with runtime.database.write() as session:
+        actor = current_agent()
+        customers.audit(
+            session, actor.id if actor else None, "export", "report", 0,
+            chart=name, since=filters.since.date().isoformat(), until=filters.until.date().isoformat(),
+            channel=filters.channel, agent=filters.agent_id, rows=len(rows),
+        )  # fmt: skip
     return _csv(
         header, rows, f"corridor-{name}-{filters.since.date()}-{(filters.until - timedelta(days=1)).date()}.csv"
     )

@@ -140,6 +140,10 @@ def test_the_dashboard_page_draws_accessible_charts_with_csvs(
     assert rows[0] == {"group": "all", "name": "", "conversations": "1", "median_hours": "2.00", "p90_hours": "2.00"}
     paths = list(csv.reader(io.StringIO(client.get("/reports/paths.csv", query_string=RANGE).get_data(as_text=True))))
     assert paths == [["path", "conversations"], ["email", "1"], ["email → voice", "1"]]
+    # Every download is in the audit trail: who, which chart, which filters, how many rows.
+    trail = client.get("/audit", query_string={"action": "export"}).get_data(as_text=True)
+    assert trail.count("<td>export</td>") == 2
+    assert "paths" in trail
 
 
 def test_the_audit_trail_filters_and_pages(client: FlaskClient, runtime: Runtime, auth: dict[str, str]) -> None:
