@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -372,6 +373,8 @@ class ConversationFacts(Base):
     first_channel: Mapped[str | None] = mapped_column(String(16), default=None)
     first_response_at: Mapped[datetime | None] = mapped_column(default=None)
     first_response_by: Mapped[int | None] = mapped_column(Id, default=None)
+    #: first_response_at - started_at, kept so percentiles need no date arithmetic per row.
+    first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     contacts: Mapped[int] = mapped_column(Integer, default=0)
     channel_count: Mapped[int] = mapped_column(Integer, default=0)
     switches: Mapped[int] = mapped_column(Integer, default=0)

@@ -182,7 +182,7 @@ def first_response_time(session: Session, filters: Filters) -> Durations:
         select(
             ConversationFacts.first_channel.label("channel"),
             _agent().label("agent"),
-            _seconds(session, ConversationFacts.first_response_at, ConversationFacts.started_at).label("d"),
+            ConversationFacts.first_response_seconds.label("d"),
         )
         .select_from(_facts())
         .where(_started_in(filters), answered),

@@ -136,6 +136,9 @@ class Facts:
             "first_channel": self.first_channel,
             "first_response_at": self.first_response_at,
             "first_response_by": self.first_response_by,
+            "first_response_seconds": (self.first_response_at - self.started_at).total_seconds()
+            if self.first_response_at is not None and self.started_at is not None
+            else None,
             "contacts": self.contacts,
             "channel_count": len(self.channels),
             "switches": max(len(self.steps) - 1, 0),
