@@ -34,15 +34,11 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
-    String,
     and_,
     case,
     cast,
     func,
-    literal,
-    or_,
     select,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -132,43 +128,38 @@ def _resolved_in(filters: Filters) -> ColumnElement[bool]:
 
 
 def _percentiles(session: Session, durations: Select[*tuple[Any, ...]]) -> Durations:
-    """Nearest-rank median and p90 of ``durations`` (columns channel, agent, d) overall, by channel, by agent."""
-    base = durations.cte("durations")
-    groups = union_all(
-        select(literal("all").label("dim"), literal("").label("key"), base.c.d),
-        select(literal("channel").label("dim"), base.c.channel.label("key"), base.c.d),
-        select(literal("agent").label("dim"), cast(base.c.agent, String).label("key"), base.c.d).where(
-            base.c.agent.is_not(None)
-        ),
-    ).subquery()
-    ranked = select(
-        groups.c.dim,
-        groups.c.key,
-        groups.c.d,
-        func.row_number().over(partition_by=(groups.c.dim, groups.c.key), order_by=groups.c.d).label("rn"),
-        func.count().over(partition_by=(groups.c.dim, groups.c.key)).label("n"),
-    ).subquery()
-    # ceil(n/2) and ceil(9n/10) in integer arithmetic, the same on both databases.
-    median_rank = (ranked.c.n + 1) // 2
-    p90_rank = (ranked.c.n * 9 + 9) // 10
-    rows = session.execute(
-        select(ranked.c.dim, ranked.c.key, ranked.c.n, ranked.c.rn, ranked.c.d, median_rank, p90_rank).where(
-            or_(ranked.c.rn == median_rank, ranked.c.rn == p90_rank)
-        )
-    )
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for dim, key, n, rn, d, m_rank, p_rank in rows:
-        entry = found.setdefault((dim, key), {"count": n, "median": None, "p90": None})
-        if rn == m_rank:
-            entry["median"] = float(d)
-        if rn == p_rank:
-            entry["p90"] = float(d)
-    overall = found.get(("all", ""), {"count": 0, "median": None, "p90": None})
+    """Nearest-rank median and p90 of ``durations`` (columns channel, agent, d) overall, by channel, by agent.
+
+    The rollup gives one row per conversation; the database sorts them once
+    and the ranks are picked here. (Window functions over three groupings
+    did the same in SQL, but sorted every row three times: 20x slower on
+    SQLite at 10k conversations.)
+    """
+    sub = durations.subquery()
+    overall: list[float] = []
+    channels: dict[str, list[float]] = {}
+    agents: dict[int, list[float]] = {}
+    for channel, agent, d in session.execute(
+        select(sub.c.channel, sub.c.agent, sub.c.d).where(sub.c.d.is_not(None)).order_by(sub.c.d)
+    ):
+        value = float(d)
+        overall.append(value)
+        channels.setdefault(channel or "", []).append(value)
+        if agent is not None:
+            agents.setdefault(int(agent), []).append(value)
     return Durations(
-        overall=Stat(**overall),
-        by_channel={key: Stat(**v) for (dim, key), v in sorted(found.items()) if dim == "channel"},
-        by_agent={int(key): Stat(**v) for (dim, key), v in sorted(found.items()) if dim == "agent"},
+        overall=_stat(overall),
+        by_channel={k: _stat(v) for k, v in sorted(channels.items())},
+        by_agent={k: _stat(v) for k, v in sorted(agents.items())},
     )
+
+
+def _stat(ordered: list[float]) -> Stat:
+    """Count, median and p90 of values sorted ascending: the ceil(p·n)-th smallest."""
+    n = len(ordered)
+    if not n:
+        return Stat(0, None, None)
+    return Stat(n, ordered[(n + 1) // 2 - 1], ordered[(9 * n + 9) // 10 - 1])
 
 
 def first_response_time(session: Session, filters: Filters) -> Durations:
