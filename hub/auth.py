@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, Role] = {
     "customers.merge": Role.SUPERVISOR,
     "customers.erase": Role.ADMIN,
     "search.export": Role.SUPERVISOR,
+    "reports.read": Role.SUPERVISOR,
+    "audit.read": Role.SUPERVISOR,
     "journal.read": Role.ADMIN,
     "agents.manage": Role.ADMIN,
     "webhooks.manage": Role.ADMIN,

@@ -299,6 +299,10 @@ def demo(customers: int, if_empty: bool, seed: int) -> None:
     upgrade(runtime.database)
     summary = load_demo(runtime, customers=customers, seed=seed, if_empty=if_empty, echo=click.echo)
     click.echo(summary)
+    # Who answered and how satisfied customers were, for the dashboard (does nothing when present).
+    from hub.demo_reports import add_report_demo
+
+    add_report_demo(runtime, seed=seed, echo=click.echo)
 
 
 #: How much lower the CPU priority of the worker ``corridor run`` starts is:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -381,6 +382,13 @@ class AuditRecord(Base):
     """Who changed what, for the changes agents make by hand."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # The audit trail's filters, each newest first with (at, id) as the
+        # keyset (hub/reports/audit.py).
+        Index(None, "actor_id", "at", "id"),
+        Index(None, "action", "at", "id"),
+        Index(None, "target_type", "target_id", "at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -485,3 +493,90 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ConversationFacts(Base):
+    """What the KPIs need of one conversation, derived from its interactions (hub/reports/rollup.py).
+
+    A rollup, not a source of truth: ``corridor reports rebuild`` recomputes
+    every row from the timeline; the worker keeps it current.
+    """
+
+    __tablename__ = "report_conversation"
+    __table_args__ = (Index(None, "started_at", "first_channel"),)
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
+    #: The customer's first contact: the clock of every time figure starts here.
+    #: None when the conversation holds no contact (we wrote first, and nobody answered).
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    first_response_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_response_by: Mapped[int | None] = mapped_column(Id, default=None)
+    #: first_response_at - started_at, kept so percentiles need no date arithmetic per row.
+    first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    contacts: Mapped[int] = mapped_column(Integer, default=0)
+    channel_count: Mapped[int] = mapped_column(Integer, default=0)
+    switches: Mapped[int] = mapped_column(Integer, default=0)
+    #: The channels of the customer's contacts in order, repeats collapsed: "email>voice>chat".
+    path: Mapped[str] = mapped_column(String(200), default="")
+    last_contact_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_response_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The first contact no response has followed yet; None when the customer is answered.
+    waiting_since: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CustomerContact(Base):
+    """Each customer contact (hub.reports.rollup.is_contact), for repeat contacts after a close."""
+
+    __tablename__ = "report_contact"
+    __table_args__ = (Index(None, "customer_id", "occurred_at"),)
+
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Id)
+    occurred_at: Mapped[datetime]
+
+
+class DailyVolume(Base):
+    """Customer contacts (inbound) and responses (outbound) per UTC day and channel."""
+
+    __tablename__ = "report_volume"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConversationClosure(Base):
+    """Each time a conversation was closed: a reopened conversation keeps its earlier closes."""
+
+    __tablename__ = "report_closure"
+    __table_args__ = (UniqueConstraint("conversation_id", "closed_at"), Index(None, "closed_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
+    closed_at: Mapped[datetime]
+
+
+class CsatSurvey(Base):
+    """A one-question satisfaction survey sent when a conversation closed, and its answer."""
+
+    __tablename__ = "csat_survey"
+    __table_args__ = (Index(None, "customer_id", "sent_at"), Index(None, "sent_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    #: In the email link; random, so answers cannot be guessed or forged.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    sent_at: Mapped[datetime]
+    #: The outbound survey on the timeline.
+    survey_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"), default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    score: Mapped[int | None] = mapped_column(Integer, default=None)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    #: The answer on the timeline.
+    answer_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"), default=None)
+    #: A low score waiting for a supervisor to look ([csat] low_score_action).
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)

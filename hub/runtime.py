@@ -81,6 +81,10 @@ def build_runtime(settings: Settings) -> Runtime:
     # The generic event API's payloads replay like any connector's.
     registry.add_parser("api", lambda raw, _context: [parse_event(raw)])
     load_connectors(registry, hub.app.connectors)
+    # Imported here: the reports' views import this module (current_runtime).
+    from hub.reports import init_reports
+
+    init_reports(registry)
     journal = JournalProcessor(
         database, registry, batch_size=hub.journal.batch_size, poll_interval=hub.journal.poll_interval
     )

@@ -17,6 +17,7 @@ Figures (see DESIGN.md, "Numbers to reach"):
 8. ``engine``   the search engine backend (osmem-server, or HUB_BENCH_SEARCH_URL): rebuild vs raw bulk,
                 indexing lag at 500 events/s, search with facets vs raw _search (10k interactions)
 9. ``live``     commit -> SSE client at 100 and 1,000 clients while webhooks arrive; the inbox page
+10. ``reports``  the supervisors' dashboard over six months of the big database vs raw SQL aggregates
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -41,10 +42,20 @@ from pathlib import Path
 
 import sqlalchemy
 
-from tests.bench import batch, bench_email, bench_live, bench_search_engine, bench_twilio, bigdb, reads, webhook
+from tests.bench import (
+    batch,
+    bench_email,
+    bench_live,
+    bench_reports,
+    bench_search_engine,
+    bench_twilio,
+    bigdb,
+    reads,
+    webhook,
+)
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "live", "memory", "timeline", "search", "engine")
+FIGURES = ("batch", "http", "email", "twilio", "live", "memory", "timeline", "search", "engine", "reports")
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_search_engine.run(workspace, quick=args.quick)
         if "live" in chosen:
             results += bench_live.run(workspace, sizes)
-        if {"memory", "timeline", "search"} & set(chosen):
+        if {"memory", "timeline", "search", "reports"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():
                 big, memory_results = bigdb.reuse(args.db), []
@@ -123,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 results += reads.timeline(workspace, sizes, big)
             if "search" in chosen:
                 results += reads.search(workspace, sizes, big, quick=args.quick)
+            if "reports" in chosen:
+                results += bench_reports.run(workspace, sizes, big)
 
     say(f"\n== Summary ({'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s) ==")
     say(summary(results))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from hub.web.api import (
     attachments,
+    audit,
     conversations,
     customers,
     events,
@@ -18,12 +19,24 @@ from hub.web.api import (
     listing,
     live,
     meta,
+    reports,
     search,
     subscriptions,
-)  # fmt: skip
+)
 from hub.web.api.blueprint import api
 
 __all__ = [
-    "api", "attachments", "conversations", "customers", "events", "inbox", "listing", "live", "meta", "search",
+    "api",
+    "attachments",
+    "audit",
+    "conversations",
+    "customers",
+    "events",
+    "inbox",
+    "listing",
+    "live",
+    "meta",
+    "reports",
+    "search",
     "subscriptions",
-]  # fmt: skip
+]

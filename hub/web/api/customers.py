@@ -41,15 +41,21 @@ def find_customers() -> ResponseReturnValue:
 def get_customer(customer_id: int) -> ResponseReturnValue:
     with current_runtime().database.read() as session:
         found = customers.summary(session, customer_id)
-        return jsonify(
-            {
-                **customer_json(found.customer),
-                "requested_id": customer_id,
-                "identities": [identity_json(i) for i in found.identities],
-                "conversations": [conversation_json(c) for c in found.conversations],
-                "interaction_count": found.interaction_count,
-            }
-        )
+        body = {
+            **customer_json(found.customer),
+            "requested_id": customer_id,
+            "identities": [identity_json(i) for i in found.identities],
+            "conversations": [conversation_json(c) for c in found.conversations],
+            "interaction_count": found.interaction_count,
+        }
+    _audit_view(found.customer.id, "api.customer")
+    return jsonify(body)
+
+
+def _audit_view(customer_id: int, via: str) -> None:
+    """Who looked at which customer, for the audit trail (its own short write: the view itself only reads)."""
+    with current_runtime().database.write() as session:
+        customers.audit(session, acting_agent_id(), "customer.view", "customer", customer_id, via=via)
 
 
 @api.get("/customers/<int:customer_id>/timeline")
@@ -58,6 +64,9 @@ def get_timeline(customer_id: int) -> ResponseReturnValue:
     limit = int_arg("limit", 50, 1, 200)
     with current_runtime().database.read() as session:
         page = customer_timeline(session, customer_id, limit=limit, cursor=request.args.get("cursor"))
+        if request.args.get("cursor") is None:
+            # One record per look at a customer, not one per page of it.
+            _audit_view(page.customer_id, "api.timeline")
         return jsonify(
             {
                 "customer_id": page.customer_id,

@@ -1254,6 +1254,70 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/reports/dashboard": {
+            "get": {
+                "operationId": "getReportsDashboard",
+                "tags": ["reports"],
+                "summary": "Every dashboard figure (volume, backlog, response and resolution times, cross-channel, "
+                "CSAT) for a date range; supervisors and admins. Definitions: README, Reports",
+                "parameters": [
+                    _query("since", "First day, YYYY-MM-DD (UTC)"),
+                    _query("until", "Last day, YYYY-MM-DD, inclusive (default today)"),
+                    _query("preset", "7d, 30d, 90d or 180d back from today, instead of since/until"),
+                    _query("channel", "Only conversations that started on this channel", _enum(Channel)),
+                    _query(
+                        "agent", "Only this agent's conversations (assignee, else first responder)", {"type": "integer"}
+                    ),
+                ],
+                "responses": {"200": _ok("Dashboard")},
+            }
+        },
+        "/api/audit": {
+            "get": {
+                "operationId": "listAuditRecords",
+                "tags": ["audit"],
+                "summary": "The audit trail, newest first; supervisors and admins",
+                "parameters": [
+                    _query("actor", "Agent id", {"type": "integer"}),
+                    _query("action", "An action (customer.merge), or a family ending in a dot (customer.)"),
+                    _query("customer", "Records about this customer id", {"type": "integer"}),
+                    _query("since", "ISO 8601 date or time, inclusive"),
+                    _query("until", "ISO 8601 time, exclusive; a date includes that whole day"),
+                    _query("limit", "1-200", {"type": "integer"}),
+                    _query("cursor", "From next_cursor"),
+                ],
+                "responses": {"200": _ok("AuditPage")},
+            }
+        },
+    }
+    schemas["Dashboard"] = {
+        "type": "object",
+        "description": "Durations in seconds; shares from 0 to 1; null where there is nothing to measure",
+        "properties": {
+            name: {"type": ["object", "array"]}
+            for name in ("filters", "volume", "volume_weekly", "backlog", "first_response", "resolution",
+                         "cross_channel", "csat")
+        },
+    }  # fmt: skip
+    schemas["AuditPage"] = {
+        "type": "object",
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "actor": {"type": ["object", "null"]},
+                        "action": {"type": "string"},
+                        "target": {"type": "object"},
+                        "details": {"type": "object"},
+                    },
+                },
+            },
+            "next_cursor": {"type": ["string", "null"]},
+        },
     }
     _complete(paths)
     return {
@@ -1275,6 +1339,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "journal", "description": "Raw payloads as they arrived (admins)"},
             {"name": "webhooks", "description": "Outgoing webhook subscriptions and their delivery logs (admins)"},
             {"name": "live", "description": "Live updates for consoles"},
+            {"name": "reports", "description": "The supervisors' figures"},
+            {"name": "audit", "description": "Who did what (supervisors)"},
             {"name": "meta", "description": "Health, the caller, this document"},
         ],
         "webhooks": _webhook_events(),
