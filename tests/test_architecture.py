@@ -12,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = {
     "hub.events", "hub.config", "hub.outbound", "hub.registry", "hub.ingest", "hub.db", "hub.state", "hub.sanitise",
+    # The web chat publishes to the live feed, continues a chat as an email
+    # reply, and reads its visitor's own conversation.
+    "hub.live", "hub.replies", "hub.models",
 }  # fmt: skip
 
 
