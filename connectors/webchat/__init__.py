@@ -38,6 +38,6 @@ def init_connector(registry: Registry) -> None:
         base = registry.settings.section("app", AppSettings).public_base_url.rstrip("/")
         sites[DEMO_SITE] = demo_site(DEMO_SITE, base)
     live = registry.settings.section("live", LiveSettings)
-    registry.add_blueprint(build_blueprint(registry.database, settings, sites, live))
+    registry.add_blueprint(build_blueprint(registry.database, settings, sites, live, registry.senders))
     registry.add_parser(SOURCE, replay_parser)
     registry.add_sender(Channel.CHAT, ChatSender(registry.database, settings, registry.senders))

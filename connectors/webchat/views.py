@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ from hub.ingest import receive, record_unparseable
 from hub.live import AGENTS, chat_topic, position, publish
 from hub.live.tokens import issue_stream_token
 from hub.models import Agent, Interaction, utcnow
+from hub.outbound import Sender
+from hub.replies import ReplyError, deliver, queue_reply
 from hub.state import load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,17 @@ def _stream_url(live: LiveSettings) -> str:
 
 
 def build_blueprint(
-    database: Database, settings: WebchatSettings, sites: dict[str, Site], live: LiveSettings
+    database: Database,
+    settings: WebchatSettings,
+    sites: dict[str, Site],
+    live: LiveSettings,
+    senders: Mapping[Channel, Sender],
 ) -> Blueprint:
-    """The blueprint serving the widget, its frame and the visitor API."""
+    """The blueprint serving the widget, its frame and the visitor API.
+
+    ``senders`` is the registry's map, read per request (connectors loaded
+    after this one register theirs later).
+    """
     blueprint = Blueprint("webchat", __name__, template_folder="templates")
     limits = RateLimits()
 
@@ -247,6 +257,7 @@ def build_blueprint(
                 "verified": identity.verified,
             },
             "messages": history,
+            "transcript": Channel.EMAIL in senders,
             "stream": {
                 "url": _stream_url(live),
                 "token": issue_stream_token(
@@ -359,7 +370,39 @@ def build_blueprint(
                 publish(session, AGENTS, "chat.read", {"conversation_id": conversation_id, "interaction_id": seen})
         return {"read": seen}, 200
 
+    def transcript(site: Site, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The visitor's chat by email, as a reply in the same conversation (its answer threads back)."""
+        key = session_key(site.name, visitor(site, data))
+        if Channel.EMAIL not in senders:
+            raise _Refused(422, None, "transcripts go by email, and no email connector is enabled")
+        if not limits.allow(f"transcript:{key}", 2, 3600):
+            raise _Refused(429, None, "a transcript was sent a moment ago")
+        with database.write() as session:
+            identity = Identity.from_state(load_state(session, STATE_CONNECTOR, visitor_state_key(key)))
+            if not identity.email:
+                raise _Refused(400, "email", "leave an email address first")
+            conversation_id = _conversation_of(session, key)
+            history, _ = _history(session, key, identity)
+            if conversation_id is None or not history:
+                raise _Refused(400, None, "there is nothing to send yet")
+            lines = [f"{m['at'][:16].replace('T', ' ')} UTC  {_speaker(m)}: {m['text']}" for m in history]
+            try:
+                interaction_id = queue_reply(
+                    session,
+                    senders,
+                    conversation_id=conversation_id,
+                    channel=Channel.EMAIL,
+                    text=f"Your chat with {site.title}:\n\n" + "\n".join(lines) + "\n\nAnswer this email to continue.",
+                    subject=f"Your chat with {site.title}",
+                    author_id=None,
+                )
+            except ReplyError as exc:
+                raise _Refused(422, exc.field, exc.message) from None
+        deliver(database, senders, interaction_id)
+        return {"to": identity.email, "interaction_id": interaction_id}, 202
+
     route("session", start)
+    route("transcript", transcript)
     route("identify", identify)
     route("messages", send)
     route("presence", presence)
@@ -444,6 +487,10 @@ def _check_attachment(attachment: Any, max_bytes: int) -> dict[str, str]:
     if sniff(content) is None:
         raise _Refused(415, "attachment", "only images (PNG, JPEG, GIF, WebP) and PDF files are accepted")
     return {"filename": str(attachment.get("filename") or "attachment")[:200], "data": data}
+
+
+def _speaker(message: dict[str, Any]) -> str:
+    return "You" if message["direction"] == "inbound" else message["author"] or "Support"
 
 
 def _conversation_of(session: Session, key: str) -> int | None:

@@ -290,6 +290,7 @@
         document.documentElement.style.setProperty("--accent-text", s.site.text_colour);
         setNotice();
         showPrechat();
+        $("transcript").hidden = !s.transcript;
         openStream();
         tell("ready", { colour: s.site.colour, text_colour: s.site.text_colour });
       }, function (e) { showError(e.message); });

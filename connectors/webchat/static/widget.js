@@ -65,7 +65,15 @@
     launcher.setAttribute("aria-label", "Open chat");
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-controls", "corridor-chat-frame");
-    launcher.textContent = "\uD83D\uDCAC";
+    // A speech bubble drawn in SVG: no emoji font needed, and the host's CSS colours do not reach it.
+    var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("width", "28");
+    icon.setAttribute("height", "28");
+    icon.setAttribute("aria-hidden", "true");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    icon.appendChild(path);
+    launcher.appendChild(icon);
     css(launcher, {
       position: "fixed", right: "16px", bottom: "16px", width: "60px", height: "60px",
       "border-radius": "50%", border: "0", cursor: "pointer", "font-size": "26px",
@@ -80,6 +88,7 @@
       "border-radius": "9px", background: "#c62828", color: "#fff", "font": "bold 12px/18px sans-serif",
       display: "none", "text-align": "center", padding: "0 4px"
     });
+    path.setAttribute("fill", "#fff");
     launcher.appendChild(badge);
     launcher.addEventListener("click", function () { setOpen(!isOpen); });
 
@@ -107,7 +116,10 @@
       frame.contentWindow.postMessage({ corridor: 1, type: "init", data: { token: load(), page: location.href } }, base);
     } else if (m.type === "ready") {
       ready = true;
-      if (m.data && m.data.colour) css(launcher, { background: m.data.colour, color: m.data.text_colour });
+      if (m.data && m.data.colour) {
+        css(launcher, { background: m.data.colour });
+        launcher.querySelector("path").setAttribute("fill", m.data.text_colour);
+      }
       while (queue.length) frame.contentWindow.postMessage(queue.shift(), base);
       readyFns.splice(0).forEach(function (fn) { try { fn(); } catch (e) { /* the host's */ } });
       window.dispatchEvent(new CustomEvent("corridor:ready", { detail: { site: site } }));
