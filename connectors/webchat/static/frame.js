@@ -104,6 +104,16 @@
         if (panelOpen && document.visibilityState === "visible") markRead();
         else { unread += 1; tell("unread", { count: unread }); }
       }
+    } else if (e.kind === "chat.read") {
+      var mine = log.querySelectorAll(".me");
+      var old = log.querySelector(".seen");
+      if (old) old.parentNode.removeChild(old);
+      if (mine.length) {
+        var seen = document.createElement("span");
+        seen.className = "seen";
+        seen.textContent = " · Seen";
+        mine[mine.length - 1].querySelector("time").appendChild(seen);
+      }
     } else if (e.kind === "chat.typing") {
       $("typing").textContent = (e.data.who || "Support") + " is typing…";
       setTimeout(function () { $("typing").textContent = ""; }, 4000);

@@ -9,7 +9,7 @@ is described in ``openapi.py`` beside them; a test fails when one is missing.
 
 from __future__ import annotations
 
-from hub.web.api import conversations, customers, events, live, meta, search
+from hub.web.api import chat, conversations, customers, events, live, meta, search
 from hub.web.api.blueprint import api
 
-__all__ = ["api", "conversations", "customers", "events", "live", "meta", "search"]
+__all__ = ["api", "chat", "conversations", "customers", "events", "live", "meta", "search"]

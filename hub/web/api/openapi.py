@@ -403,6 +403,35 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/conversations/{conversation_id}/chat/typing": {
+            "post": {
+                "operationId": "postChatTyping",
+                "tags": ["chat"],
+                "summary": "Tell the conversation's chat visitors that an agent is typing",
+                "parameters": [_id_param("conversation_id")],
+                "responses": {"200": {"description": "How many visitors' widgets were told"}, **_ERRORS},
+            }
+        },
+        "/api/conversations/{conversation_id}/chat/read": {
+            "post": {
+                "operationId": "postChatRead",
+                "tags": ["chat"],
+                "summary": "Tell the conversation's chat visitors that their messages were read",
+                "parameters": [_id_param("conversation_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["interaction_id"],
+                                "properties": {"interaction_id": {"type": "integer", "description": "Read up to here"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": {"description": "How many visitors' widgets were told"}, **_ERRORS},
+            }
+        },
         "/api/search": {
             "get": {
                 "summary": "Full-text search over every interaction",

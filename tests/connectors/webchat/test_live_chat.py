@@ -117,3 +117,26 @@ def test_origin_header_is_checked_on_every_call(client: FlaskClient) -> None:
     )
     assert answer.status_code == 403
     assert say(client, token, "hi", "m-1").headers["Access-Control-Allow-Origin"] == SITE_ORIGIN
+
+
+def test_an_agent_typing_and_reading_reaches_only_the_visitors_of_that_conversation(
+    runtime: Runtime, client: FlaskClient, auth: dict[str, str], streams: int
+) -> None:
+    ana, bob = start(client), start(client)
+    say(client, ana["visitor_token"], "Ana again", "m-1")
+    say(client, bob["visitor_token"], "Bob again", "m-1")
+    conversation = _conversation(runtime, "Ana again")
+    ana_stream, bob_stream = _open(ana, streams), _open(bob, streams)
+    try:
+        assert client.post(f"/api/conversations/{conversation}/chat/typing", headers=auth).json == {"visitors": 1}
+        read = client.post(f"/api/conversations/{conversation}/chat/read", json={"interaction_id": 1}, headers=auth)
+        assert read.status_code == 200
+        kinds = [e["kind"] for e in ana_stream.events(2, timeout=2)]
+        assert kinds == ["chat.typing", "chat.read"]
+        assert bob_stream.events(1, timeout=0.5) == []
+        bad = client.post(f"/api/conversations/{conversation}/chat/read", json={"interaction_id": "x"}, headers=auth)
+        assert bad.status_code == 400
+        assert bad.json["error"]["field"] == "interaction_id"
+    finally:
+        ana_stream.close()
+        bob_stream.close()
