@@ -19,6 +19,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 ## Serve Corridor with demo data on the embedded default (SQLite) at http://127.0.0.1:5000
+## (and the web chat's demo page at /chat/demo, unless HUB_APP_CONNECTORS says otherwise)
+run: export HUB_APP_CONNECTORS ?= ["webchat"]
+run: export HUB_WEBCHAT_DEMO_SITE ?= true
 run: $(VENV)/.runtime
 	$(BIN)/corridor demo --if-empty
 	$(BIN)/corridor run

@@ -200,12 +200,17 @@ class WebchatSettings:
 
 def demo_site(name: str, origin: str) -> Site:
     """The site ``make run`` embeds on ``/chat/demo``: Corridor's own origin, open all day."""
+    origins = [origin]
+    # The same server under its other loopback name, so either address works in the browser.
+    for one, other in (("//127.0.0.1", "//localhost"), ("//localhost", "//127.0.0.1")):
+        if one in origin:
+            origins.append(origin.replace(one, other))
     return _site(
         0,
         {
             "name": name,
             "title": "Corridor demo shop",
-            "origins": [origin],
+            "origins": origins,
             "greeting": "Hi! Ask us anything about your order.",
             "prechat": {"name": "optional", "email": "optional"},
         },

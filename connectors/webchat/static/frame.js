@@ -317,7 +317,10 @@
   });
 
   // Ask the embedding page for its visitor token (it alone keeps it, in its storage).
-  for (var i = 0; i < origins.length; i++) {
-    window.parent.postMessage({ corridor: 1, type: "hello" }, origins[i]);
-  }
+  // Only to the embedding origin when the browser says which (no console noise for the others).
+  var embedder = (location.ancestorOrigins && location.ancestorOrigins[0]) ||
+    (document.referrer && new URL(document.referrer).origin);
+  (origins.indexOf(embedder) >= 0 ? [embedder] : origins).forEach(function (origin) {
+    window.parent.postMessage({ corridor: 1, type: "hello" }, origin);
+  });
 })();

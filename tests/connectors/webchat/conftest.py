@@ -31,7 +31,8 @@ def shop_site(**overrides: Any) -> dict[str, Any]:
 def make_chat_app(make_app: AppFactory) -> Any:
     def factory(*sites: dict[str, Any], **sections: Any) -> Flask:
         webchat = {"sites": list(sites) or [shop_site()], **sections.pop("webchat", {})}
-        return make_app(app={"connectors": ["webchat", *sections.pop("connectors", [])]}, webchat=webchat, **sections)
+        app = {"connectors": ["webchat", *sections.pop("connectors", [])], **sections.pop("app", {})}
+        return make_app(app=app, webchat=webchat, **sections)
 
     return factory
 

@@ -189,3 +189,13 @@ def test_the_widget_is_small(client: FlaskClient) -> None:
         for path in ("/chat/widget.js", "/chat/frame.js", "/chat/frame.css", "/chat/frame?site=shop")
     )
     assert total < 30_000
+
+
+def test_the_demo_site_serves_a_page_embedding_the_widget(make_chat_app: Any) -> None:
+    client = make_chat_app(webchat={"demo_site": True}, app={"public_base_url": "http://127.0.0.1:5000"}).test_client()
+    page = client.get("/chat/demo")
+    assert page.status_code == 200
+    assert b'src="/chat/widget.js" data-site="demo"' in page.data
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    frame = client.get("/chat/frame?site=demo").headers["Content-Security-Policy"]
+    assert "frame-ancestors http://127.0.0.1:5000 http://localhost:5000" in frame
