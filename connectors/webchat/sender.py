@@ -73,12 +73,19 @@ class ChatSender:
             )
         now = utcnow()
         with self.database.write() as session:
+            reply = session.execute(
+                select(Interaction.conversation_id, Interaction.author_id).where(
+                    Interaction.id == message.interaction_id
+                )
+            ).one()
+            # The visitor who wrote last in this conversation's chat. Not through
+            # thread_refs: those are the newest twenty, all replies after a long answer.
             chat = session.execute(
                 select(Interaction.session_key, Interaction.conversation_id, Interaction.customer_id)
                 .where(
+                    Interaction.conversation_id == reply.conversation_id,
                     Interaction.channel == Channel.CHAT.value,
                     Interaction.direction == Direction.INBOUND.value,
-                    Interaction.external_id.in_(list(message.thread_refs) or [""]),
                     Interaction.session_key.is_not(None),
                 )
                 .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
@@ -87,7 +94,7 @@ class ChatSender:
             if chat is None or not chat.session_key:
                 raise SendError("no visitor's chat in this conversation to answer", code="no_chat", permanent=True)
             visitor_session = str(chat.session_key)
-            author = session.scalar(select(Interaction.author_id).where(Interaction.id == message.interaction_id))
+            author = reply.author_id
             publish(
                 session,
                 chat_topic(visitor_session),

@@ -167,11 +167,14 @@ def build_blueprint(
             raise _Refused(400, key, "must be a string")
         return value
 
-    def visitor(site: Site, data: dict[str, Any]) -> str:
+    def visitor_and_identity(site: Site, data: dict[str, Any]) -> tuple[str, Identity]:
         try:
             return read_visitor_token(secret(), site.name, string(data, "visitor_token"), settings.visitor_token_days)
         except VisitorRefused as exc:
             raise _Refused(401, exc.field, exc.message) from None
+
+    def visitor(site: Site, data: dict[str, Any]) -> str:
+        return visitor_and_identity(site, data)[0]
 
     def touch(session: Session, key: str, **changes: Any) -> dict[str, Any]:
         state = load_state(session, STATE_CONNECTOR, visitor_state_key(key)) or {}
@@ -230,8 +233,9 @@ def build_blueprint(
 
     def start(site: Site, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Open (or continue) the visitor's chat: a token, the history, a stream to follow."""
+        identity = Identity()
         try:
-            visitor_id = visitor(site, data) if data.get("visitor_token") else None
+            visitor_id, identity = visitor_and_identity(site, data) if data.get("visitor_token") else (None, identity)
         except _Refused:
             visitor_id = None  # a token from another site or an old secret: a new visitor
         if visitor_id is None:
@@ -240,13 +244,12 @@ def build_blueprint(
             visitor_id = new_visitor_id()
         key = session_key(site.name, visitor_id)
         with database.write() as session:
-            state = touch(session, key)
-            history, current = _history(session, key, Identity.from_state(state))
+            touch(session, key)
+            history, current = _history(session, key, identity)
         now = datetime.now(UTC)
         opens = site.opens_next(now)
-        identity = Identity.from_state(state)
         return {
-            "visitor_token": issue_visitor_token(secret(), site.name, visitor_id),
+            "visitor_token": issue_visitor_token(secret(), site.name, visitor_id, identity),
             "site": site.public(),
             "open": site.is_open(now),
             "opens_at": opens.isoformat().replace("+00:00", "Z") if opens else None,
@@ -286,11 +289,15 @@ def build_blueprint(
                 # A verified visitor stays who the site said; a typed address cannot replace it.
                 raise _Refused(409, "email", "this chat's identity was verified by the site; reset to change it")
             touch(session, key, **identity.as_state())
-        return {"identity": {**identity.as_state()}}, 200
+        token = issue_visitor_token(secret(), site.name, key.split("/", 1)[1], identity)
+        return {"identity": identity.as_state(), "visitor_token": token}, 200
 
     def send(site: Site, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """A visitor's message: journaled before the 202; a retry is the same message."""
-        visitor_id = visitor(site, data)
+        """A visitor's message: journaled before the 202; a retry is the same message.
+
+        Nothing is read from the database: the token says who the visitor is.
+        """
+        visitor_id, identity = visitor_and_identity(site, data)
         key = session_key(site.name, visitor_id)
         client_id = string(data, "client_id")
         if not client_id or len(client_id) > _CLIENT_ID_MAX or not client_id.replace("-", "").isalnum():
@@ -309,8 +316,6 @@ def build_blueprint(
             raise _Refused(429, None, "too many messages; wait a moment")
         if not limits.allow(f"address:{request.remote_addr}", settings.messages_per_minute * 5, 60):
             raise _Refused(429, None, "too many messages from this address; wait a moment")
-        with database.read() as session:
-            identity = Identity.from_state(load_state(session, STATE_CONNECTOR, visitor_state_key(key)))
         if site.require_verification and not identity.verified:
             raise _Refused(403, "signature", f"site {site.name!r} chats only with visitors its backend identified")
         missing = [f for f in ("name", "email", "phone") if site.prechat[f] == "required" and not getattr(identity, f)]

@@ -49,13 +49,21 @@ def new_visitor_id() -> str:
     return secrets.token_urlsafe(18)
 
 
-def issue_visitor_token(secret_key: str, site: str, visitor_id: str) -> str:
-    """The token the widget keeps in the host page's storage."""
-    return _serializer(secret_key, site).dumps({"site": site, "v": visitor_id})
+def issue_visitor_token(secret_key: str, site: str, visitor_id: str, identity: Identity | None = None) -> str:
+    """The token the widget keeps in the host page's storage.
+
+    It carries the visitor's identity as the server recorded it (a claim, or
+    verified), signed: a message then needs no database read to know who
+    sent it, and a page cannot promote a claim to verified by editing it.
+    """
+    payload: dict[str, Any] = {"site": site, "v": visitor_id}
+    if identity is not None and (identity.name or identity.email or identity.phone):
+        payload["i"] = identity.as_state()
+    return _serializer(secret_key, site).dumps(payload)
 
 
-def read_visitor_token(secret_key: str, site: str, token: str, max_age_days: int) -> str:
-    """The visitor id in ``token`` for ``site``, or :class:`VisitorRefused`."""
+def read_visitor_token(secret_key: str, site: str, token: str, max_age_days: int) -> tuple[str, Identity]:
+    """The visitor id and identity in ``token`` for ``site``, or :class:`VisitorRefused`."""
     try:
         payload = _serializer(secret_key, site).loads(token, max_age=max_age_days * 86400)
     except SignatureExpired:
@@ -64,7 +72,8 @@ def read_visitor_token(secret_key: str, site: str, token: str, max_age_days: int
         raise VisitorRefused("visitor_token", f"is not a visitor token of site {site!r}") from None
     if not isinstance(payload, dict) or payload.get("site") != site or not isinstance(payload.get("v"), str):
         raise VisitorRefused("visitor_token", f"is not a visitor token of site {site!r}")
-    return str(payload["v"])
+    identity = payload.get("i")
+    return str(payload["v"]), Identity.from_state(identity if isinstance(identity, dict) else None)
 
 
 def session_key(site: str, visitor_id: str) -> str:

@@ -198,6 +198,8 @@
   function identify(data) {
     return request("identify", data).then(function (r) {
       info.identity = r.identity;
+      token = r.visitor_token; // the identity travels signed in the token
+      tell("token", { token: token });
       prechat.hidden = true; form.hidden = false;
       return r.identity;
     });

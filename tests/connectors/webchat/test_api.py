@@ -57,6 +57,8 @@ def test_a_claimed_email_lands_on_that_customer_flagged_unverified_and_shows_not
     )  # fmt: skip
     assert claim.status_code == 200
     assert claim.json["identity"]["verified"] is False
+    # The widget keeps the token the claim comes back with: it carries the identity, signed.
+    token = claim.json["visitor_token"]
     assert say(client, token, "Hi, it's Ana", "m-1").status_code == 202
     [message] = _chat(runtime)
     assert message.customer_id == known.customer_id
@@ -66,8 +68,8 @@ def test_a_claimed_email_lands_on_that_customer_flagged_unverified_and_shows_not
     assert [m["text"] for m in again["messages"]] == ["Hi, it's Ana"]
     # A second visitor claiming the same address is not merged with the first, and does not see them.
     other = start(client)["visitor_token"]
-    client.post("/chat/api/shop/identify", json={"visitor_token": other, "email": "ana.lima@example.com"},
-                headers={"Origin": SITE_ORIGIN})  # fmt: skip
+    other = client.post("/chat/api/shop/identify", json={"visitor_token": other, "email": "ana.lima@example.com"},
+                        headers={"Origin": SITE_ORIGIN}).json["visitor_token"]  # fmt: skip
     say(client, other, "I am also Ana", "m-1")
     assert len(_chat(runtime)) == 2
     assert [m["text"] for m in start(client, token=other)["messages"]] == ["I am also Ana"]
@@ -92,8 +94,11 @@ def test_a_signed_identity_is_trusted_and_a_forged_one_refused(runtime: Runtime,
         headers={"Origin": SITE_ORIGIN},
     )
     assert good.json["identity"]["verified"] is True
-    say(client, token, "Verified hello", "m-1")
-    [message] = _chat(runtime)
+    # The old token still speaks for the visitor as they were: anonymous.
+    say(client, token, "Before", "m-0")
+    say(client, good.json["visitor_token"], "Verified hello", "m-1")
+    before, message = _chat(runtime)
+    assert before.provider_metadata["identity"] == "anonymous"
     assert message.provider_metadata["identity"] == "verified"
     with runtime.database.read() as session:
         identity = session.scalar(select(Identity).where(Identity.customer_id == message.customer_id))
@@ -109,12 +114,13 @@ def test_a_site_that_requires_verification_refuses_anonymous_chats_too(make_chat
     claim = client.post("/chat/api/shop/identify", json={"visitor_token": token, "email": "a@example.com"},
                         headers={"Origin": SITE_ORIGIN})  # fmt: skip
     assert claim.status_code == 403
-    client.post(
+    verified = client.post(
         "/chat/api/shop/identify",
         json={"visitor_token": token, "email": "a@example.com", "signature": signed("a@example.com")},
         headers={"Origin": SITE_ORIGIN},
     )
-    assert say(client, token, "hello", "m-2").status_code == 202
+    assert say(client, token, "hello", "m-2").status_code == 403
+    assert say(client, verified.json["visitor_token"], "hello", "m-2").status_code == 202
 
 
 def test_tokens_cannot_be_forged_or_moved_to_another_site(make_chat_app: Any) -> None:

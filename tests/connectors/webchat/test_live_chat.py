@@ -140,3 +140,20 @@ def test_an_agent_typing_and_reading_reaches_only_the_visitors_of_that_conversat
     finally:
         ana_stream.close()
         bob_stream.close()
+
+
+def test_a_long_answer_of_many_chat_replies_still_reaches_the_visitor(
+    runtime: Runtime, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    visitor = start(client)
+    say(client, visitor["visitor_token"], "Tell me everything", "m-1")
+    conversation = _conversation(runtime, "Tell me everything")
+    # More replies in a row than a reply carries references to earlier interactions.
+    statuses = [
+        client.post(
+            f"/api/conversations/{conversation}/replies", json={"channel": "chat", "text": f"Part {n}"}, headers=auth
+        ).json["status"]
+        for n in range(25)
+    ]
+    assert set(statuses) == {"sent"}
+    assert len(start(client, token=visitor["visitor_token"])["messages"]) == 26

@@ -57,8 +57,8 @@ def test_closed_the_widget_says_when_the_team_is_back_and_a_missed_reply_goes_by
     assert back > datetime.now(UTC)
     assert back.astimezone().weekday() in (0, 6)  # Monday in Berlin, which may be Sunday in UTC
     token = visitor["visitor_token"]
-    client.post("/chat/api/shop/identify", json={"visitor_token": token, "email": CUSTOMER, "name": "Jane"},
-                headers={"Origin": SITE_ORIGIN})  # fmt: skip
+    token = client.post("/chat/api/shop/identify", json={"visitor_token": token, "email": CUSTOMER, "name": "Jane"},
+                        headers={"Origin": SITE_ORIGIN}).json["visitor_token"]  # fmt: skip
     assert say(client, token, "My parcel never came. Order 4711.", "m-1").status_code == 202
     client.post("/chat/api/shop/presence", data=f'{{"visitor_token": "{token}", "state": "left"}}',
                 content_type="text/plain", headers={"Origin": SITE_ORIGIN})  # fmt: skip
@@ -112,8 +112,8 @@ def test_closed_the_widget_says_when_the_team_is_back_and_a_missed_reply_goes_by
 def test_a_visitor_can_have_the_chat_emailed(app: Flask, runtime: Runtime, smtp_server: SmtpServer) -> None:
     client = app.test_client()
     token = start(client)["visitor_token"]
-    client.post("/chat/api/shop/identify", json={"visitor_token": token, "email": CUSTOMER},
-                headers={"Origin": SITE_ORIGIN})  # fmt: skip
+    token = client.post("/chat/api/shop/identify", json={"visitor_token": token, "email": CUSTOMER},
+                        headers={"Origin": SITE_ORIGIN}).json["visitor_token"]  # fmt: skip
     say(client, token, "Please send me this chat", "m-1")
     runtime.journal.drain()
     answer = client.post("/chat/api/shop/transcript", json={"visitor_token": token}, headers={"Origin": SITE_ORIGIN})
