@@ -180,6 +180,12 @@ def throughput(workspace: Workspace, sizes: Sizes) -> Result:
                     f"{kind:<9} round {round_number + 1}: {report['rps']:8,.0f} msg/s  p50 {report['p50_ms']:6.2f} ms"
                     f"  p99 {report['p99_ms']:6.2f} ms  errors {report['errors']}  statuses {report['statuses']}"
                     f"  server CPU {report['server_cpu']:.0%}"
+                    + (
+                        f"  answered {report['ok'] / report['seconds']:,.0f}/s, backlog {report['backlog']:,}"
+                        f" drained in {report['drain_seconds']:.2f} s"
+                        if kind == "corridor"
+                        else ""
+                    )
                 )
     finally:
         for server in servers.values():
@@ -344,9 +350,12 @@ def latency(workspace: Workspace, sizes: Sizes) -> list[Result]:
     return results
 
 
-def run(workspace: Workspace, sizes: Sizes) -> list[Result]:
-    """Both figures."""
-    return [*latency(workspace, sizes), throughput(workspace, sizes)]
+def run(workspace: Workspace, sizes: Sizes, parts: tuple[str, ...] = ("latency", "throughput")) -> list[Result]:
+    """Both figures (or the ``parts`` named)."""
+    return [
+        *(latency(workspace, sizes) if "latency" in parts else []),
+        *([throughput(workspace, sizes)] if "throughput" in parts else []),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,12 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     serving.add_argument("--db", type=Path)
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10, fewer latency runs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--part", choices=["latency", "throughput"], help="only this figure")
     args = parser.parse_args(argv)
     if args.role == "serve":
         serve(args.kind, args.root, args.db)
         return 0
     with temporary_workspace("corridor-bench-chat-", args.keep) as workspace:
-        for result in run(workspace, QUICK if args.quick else FULL):
+        parts = (args.part,) if args.part else ("latency", "throughput")
+        for result in run(workspace, QUICK if args.quick else FULL, parts):
             say(f"{result.name}: {result.figure:,.1f} {result.unit} ({'PASS' if result.passed else 'MISS'})")
     return 0
 

@@ -295,6 +295,19 @@ def test_a_script_in_a_visitors_message_is_shown_as_text(stack_factory: Callable
     assert chat.locator(".log img, .log script").count() == 0
     assert page.evaluate("() => window.pwned") is None
 
+    # And in the agents' console, on the customer's timeline.
+    make_agent(stack.runtime, Role.AGENT, email="console@corridor.test", password="a long console password")
+    with stack.runtime.database.read() as session:
+        customer = session.scalar(select(Interaction.customer_id).where(Interaction.direction == "inbound"))
+    page.goto(f"{stack.corridor}/customers/{customer}")
+    page.fill("#email", "console@corridor.test")
+    page.fill("#password", "a long console password")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".interaction")
+    assert payload in page.locator(".interaction").first.inner_text()
+    assert page.evaluate("() => document.querySelectorAll('.interaction img, .interaction script').length") == 0
+    assert page.evaluate("() => window.pwned") is None
+
 
 def test_a_verified_identity_lands_on_its_customer_and_a_forged_one_is_refused(
     stack_factory: Callable[..., Stack], page: Page
