@@ -65,6 +65,21 @@ Sanitising (``hub.sanitise``): :func:`sanitise_html` makes a message's HTML
     :func:`html_to_text` gives its readable text, with or without the quoted
     history.
 
+Live updates (``hub.live``): :func:`publish` announces a change on a topic
+    in the caller's transaction (:data:`AGENTS` for the console,
+    :func:`chat_topic` for one chat visitor), :func:`position` is the feed's
+    newest id, and :func:`issue_stream_token` signs a stream grant for
+    ``corridor live`` (configured by :class:`LiveSettings`).
+
+Replies (``hub.replies``): :func:`queue_reply` puts an agent's reply on the
+    timeline and :func:`deliver` sends it after commit (a :class:`ReplyError`
+    names the field at fault); a connector continues a conversation on
+    another channel through them, as an agent would.
+
+Read models (``hub.models``): :class:`Interaction`, :class:`Identity` and
+    :class:`Agent` may be read (never written: the write path writes) to show
+    a visitor their own conversation; :func:`utcnow` is the hub's clock.
+
 Storable text (``hub.storable``): what a request carries is decided at the
     door, before the 2xx. :func:`storable` returns an event with NUL bytes
     and lone surrogates replaced in its prose (each field noted as a defect)
@@ -74,7 +89,7 @@ Storable text (``hub.storable``): what a request carries is decided at the
 
 from __future__ import annotations
 
-from hub.config import AppSettings, SettingsError, read_secret
+from hub.config import AppSettings, LiveSettings, SettingsError, read_secret
 from hub.db import Database
 from hub.events import (
     FUTURE_TOLERANCE,
@@ -92,8 +107,12 @@ from hub.events import (
     Party,
 )
 from hub.ingest import IngestResult, ingest, ingest_many, receive, record_unparseable
+from hub.live import AGENTS, chat_topic, position, publish
+from hub.live.tokens import issue_stream_token
+from hub.models import Agent, Identity, Interaction, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError, SendResult
 from hub.registry import Parser, Registry
+from hub.replies import ReplyError, deliver, queue_reply
 from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
 from hub.state import all_state, delete_state, load_state, replace_state, save_state
 from hub.storable import Unstorable, repair, storable
@@ -143,6 +162,22 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     "UnsanitisableHtml",
     "html_to_text",
     "sanitise_html",
+    # live updates
+    "AGENTS",
+    "LiveSettings",
+    "chat_topic",
+    "issue_stream_token",
+    "position",
+    "publish",
+    # replies
+    "ReplyError",
+    "deliver",
+    "queue_reply",
+    # read models
+    "Agent",
+    "Identity",
+    "Interaction",
+    "utcnow",
     # storable text
     "Unstorable",
     "repair",

@@ -10,8 +10,10 @@ One mechanism for everything that must appear in a browser without a reload:
 * **Topics** say who may hear an event: :data:`AGENTS` carries everything the
   console shows (every agent may see every conversation);
   ``conversation:<id>`` (:func:`conversation_topic`) carries only what the
-  customer in that conversation may see, for the chat widget. Internal notes
-  are never published there.
+  customer in that conversation may see. Internal notes are never published
+  there. ``chat:<session>`` (:func:`chat_topic`) is one chat visitor's:
+  the web chat publishes agents' replies (with their text), typing and read
+  receipts there.
 * **Ids are the order.** Event ids are server-sent event ids; a client that
   reconnects with ``Last-Event-ID`` gets every event of its topics after it.
   On PostgreSQL a sequence hands out ids in the order transactions *start*
@@ -51,6 +53,16 @@ LOCK_KEY = 0x636F72726964
 def conversation_topic(conversation_id: int) -> str:
     """The topic of what the customer in one conversation may see (the chat widget's)."""
     return f"conversation:{conversation_id}"
+
+
+def chat_topic(session: str) -> str:
+    """The topic of one chat visitor's widget (their chat session): what that visitor alone may see.
+
+    Not the conversation's topic: a conversation can hold more than one
+    visitor's chat (two visitors claiming the same email land on that
+    customer's timeline), and neither may read the other's.
+    """
+    return f"chat:{session}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ Figures (see DESIGN.md, "Numbers to reach"):
 8. ``engine``   the search engine backend (osmem-server, or HUB_BENCH_SEARCH_URL): rebuild vs raw bulk,
                 indexing lag at 500 events/s, search with facets vs raw _search (10k interactions)
 9. ``live``     commit -> SSE client at 100 and 1,000 clients while webhooks arrive; the inbox page
-10. ``reports``  the supervisors' dashboard over six months of the big database vs raw SQL aggregates
+10. ``chat``    web chat: visitor <-> agent latency at 1,000 connected visitors; messages/s vs bare Flask
+11. ``postgres`` batch ingest on a private PostgreSQL vs raw psycopg executemany and COPY
+12. ``reports`` the supervisors' dashboard over six months of the big database vs raw SQL aggregates
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -44,18 +46,22 @@ import sqlalchemy
 
 from tests.bench import (
     batch,
+    bench_chat,
     bench_email,
     bench_live,
     bench_reports,
     bench_search_engine,
     bench_twilio,
     bigdb,
+    pg_batch,
     reads,
     webhook,
 )
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "live", "memory", "timeline", "search", "engine", "reports")
+FIGURES = (
+    "batch", "http", "email", "twilio", "engine", "live", "chat", "postgres", "memory", "timeline", "search", "reports",
+)  # fmt: skip
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -122,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_search_engine.run(workspace, quick=args.quick)
         if "live" in chosen:
             results += bench_live.run(workspace, sizes)
+        if "chat" in chosen:
+            results += bench_chat.run(workspace, sizes)
+        if "postgres" in chosen:
+            results += pg_batch.run(workspace, sizes)
         if {"memory", "timeline", "search", "reports"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():

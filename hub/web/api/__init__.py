@@ -12,6 +12,7 @@ from __future__ import annotations
 from hub.web.api import (
     attachments,
     audit,
+    chat,
     conversations,
     customers,
     events,
@@ -29,6 +30,7 @@ __all__ = [
     "api",
     "attachments",
     "audit",
+    "chat",
     "conversations",
     "customers",
     "events",
