@@ -32,7 +32,7 @@ class NotifierBridge:
     one of its connections mid-write.
     """
 
-    IDLE = 2.0
+    IDLE = 0.5
 
     def __init__(self, database: Database) -> None:
         self.url = database.url
