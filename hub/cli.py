@@ -423,8 +423,8 @@ def run(host: str, port: int, threads: int, worker: bool, live_streams: bool) ->
         streams.start()
     click.echo(
         f"Corridor on http://{host}:{port}  (database: {runtime.database.dialect}, search: {runtime.search.name}"
-        f"{', worker pid ' + str(supervisor.pid) if supervisor else ''}"
-        f"{f', live streams on port {runtime.hub.live.port}' if streams else ''})"
+        f"{f', live streams on port {runtime.hub.live.port}' if streams else ''}"
+        f"{', worker pid ' + str(supervisor.pid) if supervisor else ''})"
     )
     # SIGTERM (systemd, docker stop) ends the server like Ctrl-C, so the
     # worker is stopped in turn rather than left to notice it is orphaned.

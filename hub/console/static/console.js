@@ -54,7 +54,7 @@
           body.dataset.refreshed = String(Number(body.dataset.refreshed || 0) + 1);
         })
         .catch(function () { /* the next event or a reload shows it */ });
-    }, 100));
+    }, 30));
   }
 
   function concerns(region, event) {
