@@ -27,6 +27,7 @@ from hub.auth import create_agent, issue_token
 from hub.config import SettingsError
 from hub.identity import normalise_email
 from hub.journal import due_entries, received_entries, replay
+from hub.metrics import prepare_multiprocess
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
 from hub.models import Agent, Interaction, JournalEntry, JournalStatus, Role
 from hub.replies import deliver, due_deliveries
@@ -201,6 +202,9 @@ def run(host: str, port: int, threads: int, worker: bool) -> None:
 
     runtime = _runtime()
     upgrade(runtime.database)
+    # Before any metric is made: the worker inherits the directory, and
+    # /metrics adds up what both processes counted (hub.metrics).
+    prepare_multiprocess(runtime.instance_dir)
     supervisor = _WorkerSupervisor() if worker else None
     if supervisor is not None:
         # The worker processes what the web server journals, on the other
@@ -400,7 +404,8 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         with runtime.database.read() as session:
             ids = due_entries(session)
         if ids:
-            replay(runtime.database, runtime.registry, ids)
+            # Other workers may have found the same entries due.
+            replay(runtime.database, runtime.registry, ids, due_only=True)
 
     def watch_parent(stop: threading.Event) -> None:
         # Started by `corridor run`: a worker outliving its web server

@@ -351,3 +351,15 @@ class ConnectorState(Base):
     key: Mapped[str] = mapped_column(String(500), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """One owner at a time for work any process could do (a mailbox folder's intake): hub.leases."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    #: Who holds it: host, process and a random part, so a restarted process is someone else.
+    owner: Mapped[str] = mapped_column(String(200))
+    #: Renewed while the owner works; after it, anyone may take the lease over.
+    expires_at: Mapped[datetime]
