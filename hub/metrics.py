@@ -23,11 +23,11 @@ proxy in front of Corridor should not pass it on.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import ipaddress
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,9 +68,23 @@ class Instruments:
     sends: Counter
 
 
-@functools.cache
+_made: list[Instruments] = []
+_making = threading.Lock()
+
+
 def instruments() -> Instruments:
     """The metrics, made on first use (so ``PROMETHEUS_MULTIPROC_DIR`` is read then)."""
+    # Looked up without the lock: every request comes here.
+    if _made:
+        return _made[0]
+    with _making:
+        # The first requests of a process arrive together: one makes them.
+        if not _made:
+            _made.append(_make())
+        return _made[0]
+
+
+def _make() -> Instruments:
     from prometheus_client import Counter, Gauge, Histogram
 
     return Instruments(
