@@ -14,6 +14,7 @@ Figures (see DESIGN.md, "Numbers to reach"):
 5. ``memory``   RSS while 1M events go through the pipeline (builds the DB for 3 and 4)
 6. ``email``    mailbox backfill from a private Dovecot vs a raw IMAP fetch of the same mail
 7. ``twilio``   signed inbound-SMS webhooks over waitress vs a bare Flask endpoint
+8. ``postgres`` batch ingest on a private PostgreSQL vs raw psycopg executemany and COPY
 
 Absolute times drift on shared machines; ratios against a baseline measured
 seconds apart do not, which is why every figure has one. Everything lives in
@@ -38,10 +39,10 @@ from pathlib import Path
 
 import sqlalchemy
 
-from tests.bench import batch, bench_email, bench_twilio, bigdb, reads, webhook
+from tests.bench import batch, bench_email, bench_twilio, bigdb, pg_batch, reads, webhook
 from tests.bench.common import FULL, QUICK, Result, say, temporary_workspace
 
-FIGURES = ("batch", "http", "email", "twilio", "memory", "timeline", "search")
+FIGURES = ("batch", "http", "email", "twilio", "postgres", "memory", "timeline", "search")
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             results += bench_email.run(workspace, messages=500 if args.quick else bench_email.MESSAGES)
         if "twilio" in chosen:
             results += bench_twilio.run(workspace, sizes)
+        if "postgres" in chosen:
+            results += pg_batch.run(workspace, sizes)
         if {"memory", "timeline", "search"} & set(chosen):
             # One pipeline-built database serves all three; figure 5 is its by-product.
             if args.db is not None and args.db.exists():
