@@ -14,6 +14,8 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
 from hub.config import load_settings
+from hub.logs import register_request_ids, use_json_logs
+from hub.metrics import register_metrics
 from hub.runtime import build_runtime
 
 
@@ -71,6 +73,10 @@ def create_app(
     from hub.web import register_web
 
     register_web(app)
+    if runtime.hub.app.log_format == "json":
+        use_json_logs()
+    register_request_ids(app)
+    register_metrics(app, runtime.hub.metrics.token, runtime.hub.metrics.allow_from)
     for blueprint in runtime.registry.blueprints:
         app.register_blueprint(blueprint)
     for command in runtime.registry.commands:

@@ -35,6 +35,7 @@ from hub.integrations.commands import webhook
 from hub.integrations.worker import WebhookWorker
 from hub.journal import due_entries, received_entries, replay
 from hub.live import prune as live_prune
+from hub.metrics import prepare_multiprocess
 from hub.migrate import alembic_config, current_revision, head_revision, is_current, upgrade
 from hub.models import Agent, JournalEntry, JournalStatus, Role
 from hub.replies import deliver, due_deliveries
@@ -410,6 +411,9 @@ def run(host: str, port: int, threads: int, worker: bool, live_streams: bool) ->
     runtime = _runtime()
     upgrade(runtime.database)
     verify_engine(runtime)
+    # Before any metric is made: the worker inherits the directory, and
+    # /metrics adds up what both processes counted (hub.metrics).
+    prepare_multiprocess(runtime.instance_dir)
     supervisor = _WorkerSupervisor(start_worker, "worker") if worker else None
     if supervisor is not None:
         # The worker processes what the web server journals, on the other
@@ -585,7 +589,8 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         with runtime.database.read() as session:
             ids = due_entries(session)
         if ids:
-            replay(runtime.database, runtime.registry, ids)
+            # Other workers may have found the same entries due.
+            replay(runtime.database, runtime.registry, ids, due_only=True)
 
     def prune_live_feed() -> None:
         with runtime.database.write() as session:

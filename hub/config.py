@@ -201,8 +201,11 @@ class AppSettings:
     connectors: list[str]
     max_body_bytes: int
     instance_dir: str
+    log_format: str
 
     def validate(self) -> None:
+        if self.log_format not in {"text", "json"}:
+            raise SettingsError(f"HUB_APP_LOG_FORMAT: one of text, json, got {self.log_format!r}")
         if not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError(
                 f"HUB_APP_PUBLIC_BASE_URL: must start with http:// or https://, got {self.public_base_url!r}"
@@ -397,6 +400,21 @@ class LiveSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    token: str = dataclasses.field(repr=False)
+    allow_from: list[str]
+
+    def validate(self) -> None:
+        import ipaddress
+
+        for network in self.allow_from:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(f"HUB_METRICS_ALLOW_FROM: not an address or network: {network!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
 class HubSettings:
     """The hub's own settings, typed. Connectors read their sections themselves."""
 
@@ -409,6 +427,7 @@ class HubSettings:
     journal: JournalSettings
     retention: RetentionSettings
     live: LiveSettings
+    metrics: MetricsSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSettings:
@@ -422,4 +441,5 @@ class HubSettings:
             journal=settings.section("journal", JournalSettings),
             retention=settings.section("retention", RetentionSettings),
             live=settings.section("live", LiveSettings),
+            metrics=settings.section("metrics", MetricsSettings),
         )

@@ -60,6 +60,15 @@ Connector state (``hub.state``): small JSON documents a connector keeps
     :func:`replace_state`, a compare-and-set with which one of two workers
     claims a job.
 
+Leases (``hub.leases``): one owner at a time for work any worker could do.
+    :func:`take_lease` takes, renews or takes over a lease for a
+    :func:`new_owner`, :func:`holds_lease` checks it in the transaction that
+    commits the work (else raise :class:`LeaseLost`), :func:`release_lease`
+    gives it up.
+
+Metrics (``hub.metrics``): :func:`mail_synced` and :func:`mail_failed`
+    count a mail intake's passes per mailbox folder for ``/metrics``.
+
 Sanitising (``hub.sanitise``): :func:`sanitise_html` makes a message's HTML
     safe for an agent's browser (or raises :class:`UnsanitisableHtml`), and
     :func:`html_to_text` gives its readable text, with or without the quoted
@@ -107,8 +116,10 @@ from hub.events import (
     Party,
 )
 from hub.ingest import IngestResult, ingest, ingest_many, receive, record_unparseable
+from hub.leases import LeaseLost, holds_lease, new_owner, release_lease, take_lease
 from hub.live import AGENTS, chat_topic, position, publish
 from hub.live.tokens import issue_stream_token
+from hub.metrics import mail_failed, mail_synced
 from hub.models import Agent, Identity, Interaction, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError, SendResult
 from hub.registry import Parser, Registry
@@ -158,6 +169,15 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     "load_state",
     "replace_state",
     "save_state",
+    # leases
+    "LeaseLost",
+    "holds_lease",
+    "new_owner",
+    "release_lease",
+    "take_lease",
+    # metrics
+    "mail_failed",
+    "mail_synced",
     # sanitising
     "UnsanitisableHtml",
     "html_to_text",

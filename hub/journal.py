@@ -38,6 +38,7 @@ from hub.events import Ingestible
 from hub.inbox import COLUMNS as INBOX_COLUMNS
 from hub.inbox import InboxCollision, Waiting
 from hub.ingest import CHUNK, IngestResult, on_received, process_journaled, retry_delay
+from hub.metrics import instruments
 from hub.models import JournalEntry, JournalStatus, utcnow
 from hub.registry import Registry
 
@@ -74,12 +75,23 @@ def due_entries(session: Session, limit: int = 100) -> list[int]:
     )
 
 
-def replay(database: Database, registry: Registry, entry_ids: Sequence[int]) -> list[ReplayOutcome]:
-    """Parse and process journal entries again, each in its own transaction."""
+def replay(
+    database: Database, registry: Registry, entry_ids: Sequence[int], *, due_only: bool = False
+) -> list[ReplayOutcome]:
+    """Parse and process journal entries again, each in its own transaction.
+
+    ``due_only`` (the workers' retries): an entry is replayed only if it is
+    still due when its transaction has it locked, so of several workers that
+    found it due one replays it and the others skip it (on PostgreSQL a row
+    another worker is replaying is skipped, not waited for).
+    """
     outcomes = []
     for entry_id in entry_ids:
         with database.write() as session:
-            entry = session.get(JournalEntry, entry_id)
+            lock = {"skip_locked": True} if due_only and not database.is_sqlite else None
+            entry = session.get(JournalEntry, entry_id, with_for_update=lock, populate_existing=True)
+            if due_only and (entry is None or not _still_due(entry)):
+                continue
             if entry is None:
                 outcomes.append(ReplayOutcome(entry_id, [], f"no journal entry {entry_id}"))
                 continue
@@ -111,6 +123,15 @@ def replay(database: Database, registry: Registry, entry_ids: Sequence[int]) -> 
             outcomes.append(ReplayOutcome(entry_id, results))
             log.info("replayed journal #%d: %s", entry_id, results)
     return outcomes
+
+
+def _still_due(entry: JournalEntry) -> bool:
+    return (
+        entry.status in RETRYABLE
+        and entry.attempts < MAX_ATTEMPTS
+        and entry.next_attempt_at is not None
+        and entry.next_attempt_at <= utcnow()
+    )
 
 
 def _fail(session: Session, entry: JournalEntry, attempts: int, error: str) -> None:
@@ -188,6 +209,22 @@ def process_received(database: Database, registry: Registry, *, limit: int = 200
             )
         if items:
             process_journaled(session, items, journal_ids)
+    metrics = instruments()
+    metrics.journal_processed.inc(len(processed))
+    if len(taken) > len(processed):
+        metrics.journal_failed.inc(len(taken) - len(processed))
+    if taken:
+        # One line a batch, naming the requests it served (hub.logs), so an
+        # event can be followed from its webhook to the timeline.
+        contexts = {entry_id: context for entry_id, _source, _payload, context in rows}
+        log.info(
+            "processed %d journal entries",
+            len(taken),
+            extra={
+                "journal_ids": taken,
+                "request_ids": sorted({str(c["request_id"]) for i in taken if "request_id" in (c := contexts[i])}),
+            },
+        )
     if inbox is not None and waiting:
         # Committed: the journal table holds them now.
         inbox.forget([w.id for w in waiting])
@@ -253,6 +290,17 @@ def received_entries(database: Database, limit: int) -> list[JournalEntry]:
             .limit(limit)
         )
     return sorted(entries, key=lambda entry: entry.id, reverse=True)[:limit]
+
+
+def failed_count(database: Database) -> int:
+    """How many entries failed and wait for a retry or a person."""
+    with database.read() as session:
+        return int(
+            session.scalar(
+                select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JournalStatus.FAILED)
+            )
+            or 0
+        )
 
 
 def received_backlog(database: Database) -> tuple[int, datetime | None]:

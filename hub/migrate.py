@@ -28,8 +28,28 @@ def alembic_config(database: Database) -> Config:
     return config
 
 
+#: The PostgreSQL advisory lock migrations run under (any number; this one is Corridor's).
+MIGRATION_LOCK = 0x636F7272
+
+
 def upgrade(database: Database, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database), revision)
+    """Apply migrations up to ``revision``; on PostgreSQL, one process at a time.
+
+    Every ``corridor run`` and ``corridor worker`` upgrades as it starts, and
+    a deployment starts several at once: on PostgreSQL the first takes an
+    advisory lock and migrates, the others wait for it and find nothing left
+    to do. (On SQLite there is one machine, and its write lock serialises them.)
+    """
+    if database.is_sqlite:
+        command.upgrade(alembic_config(database), revision)
+        return
+    with database.write_engine.connect() as connection:
+        connection.exec_driver_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            command.upgrade(alembic_config(database), revision)
+        finally:
+            connection.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+            connection.commit()
 
 
 def downgrade(database: Database, revision: str) -> None:

@@ -580,3 +580,15 @@ class CsatSurvey(Base):
     answer_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"), default=None)
     #: A low score waiting for a supervisor to look ([csat] low_score_action).
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Lease(Base):
+    """One owner at a time for work any process could do (a mailbox folder's intake): hub.leases."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    #: Who holds it: host, process and a random part, so a restarted process is someone else.
+    owner: Mapped[str] = mapped_column(String(200))
+    #: Renewed while the owner works; after it, anyone may take the lease over.
+    expires_at: Mapped[datetime]

@@ -30,6 +30,7 @@ from hub.events import (
     Party,
 )
 from hub.ingest import ingest
+from hub.metrics import instruments
 from hub.models import Conversation, Identity, Interaction, OutboundDelivery, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError
 
@@ -217,10 +218,13 @@ def deliver(database: Database, senders: Mapping[Channel, Sender], interaction_i
             raise SendError(f"no connector sends {message.channel.value} replies", permanent=True)
         result = sender.send(message)
     except SendError as exc:
+        instruments().sends.labels(message.channel.value, "permanent_error" if exc.permanent else "error").inc()
         return _record_failure(database, message, attempts, exc)
     except Exception as exc:  # a sender bug or a network error it did not wrap
+        instruments().sends.labels(message.channel.value, "error").inc()
         log.exception("sending interaction %d failed", interaction_id)
         return _record_failure(database, message, attempts, SendError(str(exc) or type(exc).__name__))
+    instruments().sends.labels(message.channel.value, "sent").inc()
     with database.write() as session:
         ingest(
             session,

@@ -46,7 +46,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient
@@ -56,7 +56,22 @@ from connectors.email.connection import open_imap
 from connectors.email.parse import RAW_CONTENT_TYPE, SYNTHETIC_ID_DOMAIN, parse_message
 from connectors.email.pool import Parsed, ParseJob, default_processes, parse_each, prepare, shared, shutdown
 from connectors.email.settings import EmailSettings, MailboxSettings
-from hub.contract import ChannelEvent, Database, IngestResult, ingest_many, load_state, record_unparseable, save_state
+from hub.contract import (
+    ChannelEvent,
+    Database,
+    IngestResult,
+    LeaseLost,
+    holds_lease,
+    ingest_many,
+    load_state,
+    mail_failed,
+    mail_synced,
+    new_owner,
+    record_unparseable,
+    release_lease,
+    save_state,
+    take_lease,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +227,7 @@ class FolderIntake:
         backoff_base: float = BACKOFF_BASE,
         backoff_max: float = BACKOFF_MAX,
         parse_processes: int = 0,
+        lease_seconds: float = 30.0,
     ) -> None:
         """``use_idle=None`` uses IDLE where the server offers it; False always polls.
 
@@ -228,6 +244,11 @@ class FolderIntake:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.parse_processes = parse_processes
+        #: One worker reads the folder at a time (hub.leases); see run().
+        self.lease_name = f"email:{cursor_key(mailbox, folder)}"
+        self.lease_period = timedelta(seconds=lease_seconds)
+        self.owner = new_owner()
+        self._leased = False
         self.key = cursor_key(mailbox, folder)
         self.source = source_for(mailbox, folder)
 
@@ -292,6 +313,7 @@ class FolderIntake:
             report.settled = not _grew_during_select(client)
             if progress is not None:
                 progress(0, 0)
+            mail_synced(self.mailbox.name, self.folder, 0)
             return report
 
         uids = self._uids_after(client, last_uid)
@@ -325,6 +347,7 @@ class FolderIntake:
                 fetched = self._fetch(client, planned.uids, gmail=gmail)
                 parsed = parse_each(event_from_imap, [(item.raw, item.context) for item in fetched])
                 self._commit(client, planned, fetched, parsed, report, progress)
+        mail_synced(self.mailbox.name, self.folder, report.total)
         return report
 
     def _pipelined(
@@ -372,6 +395,10 @@ class FolderIntake:
         events: list[ChannelEvent] = []
         contexts: list[dict[str, Any]] = []
         with self.database.write() as session:
+            if self._leased and not holds_lease(session, self.lease_name, self.owner):
+                # Paused past the lease (a stall, a partition): another worker
+                # may be reading the folder now, so nothing of this batch is kept.
+                raise LeaseLost(f"{self.key}: the folder's lease lapsed before this batch could be committed")
             stored = FolderCursor.from_state(load_state(session, CONNECTOR, self.key))
             for item, outcome in zip(fetched, parsed, strict=True):
                 if outcome.event is None:
@@ -439,6 +466,51 @@ class FolderIntake:
     # -- watching ---------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Read the folder while this process holds its lease, until ``stop`` is set.
+
+        Several workers on one database each run every folder's intake; the
+        folder's lease (hub.leases) lets one of them read it at a time. The
+        others try again every third of a lease period, so when the holder
+        dies one of them takes the folder over within a period and a third.
+        """
+        while not stop.is_set():
+            if not take_lease(self.database, self.lease_name, self.owner, self.lease_period):
+                stop.wait(self.lease_period.total_seconds() / 3)
+                continue
+            log.info("%s: this worker reads the folder now (%s)", self.key, self.owner)
+            holding = threading.Event()
+            keeper = threading.Thread(
+                target=self._keep_lease, args=(stop, holding), name=f"email lease {self.key}", daemon=True
+            )
+            self._leased = True
+            keeper.start()
+            try:
+                self._read(holding)
+            finally:
+                self._leased = False
+                holding.set()
+                keeper.join()
+            if stop.is_set():
+                release_lease(self.database, self.lease_name, self.owner)
+            else:
+                log.warning("%s: the folder's lease was lost; another worker may read it now", self.key)
+
+    def _keep_lease(self, stop: threading.Event, holding: threading.Event) -> None:
+        """Renew the lease every third of its period; set ``holding`` when it is lost or ``stop`` is set."""
+        every = self.lease_period.total_seconds() / 3
+        while not holding.is_set():
+            if stop.wait(every) or holding.is_set():
+                break
+            try:
+                renewed = take_lease(self.database, self.lease_name, self.owner, self.lease_period)
+            except Exception as exc:  # the database is away: the lease runs out unless it comes back in time
+                log.warning("%s: renewing the lease failed: %s", self.key, exc)
+                continue
+            if not renewed:
+                break
+        holding.set()
+
+    def _read(self, stop: threading.Event) -> None:
         """Catch up, then watch the folder, until ``stop`` is set; reconnects on failure."""
         failures = 0
         while not stop.is_set():
@@ -450,6 +522,7 @@ class FolderIntake:
                 failures = 0
                 self._watch(client, stop)
             except Exception as exc:  # server gone, network down, database busy: all retried
+                mail_failed(self.mailbox.name, self.folder)
                 failures += 1
                 delay = self.backoff(failures)
                 connection_trouble = isinstance(exc, IMAPClientError | OSError)
@@ -597,6 +670,7 @@ def folder_intakes(
         "idle_timeout": settings.idle_timeout,
         "poll_interval": settings.poll_interval,
         "parse_processes": parse_processes(settings),
+        "lease_seconds": settings.lease_seconds,
     }
     return [
         FolderIntake(database, mailbox, folder, **{**configured, **options})
@@ -655,6 +729,7 @@ def sync_once(
             finally:
                 disconnect(client)
         except Exception as exc:  # reported per folder by the caller
+            mail_failed(intake.mailbox.name, intake.folder)
             log.warning("%s: %s: %s", intake.key, type(exc).__name__, exc)
             outcomes.append(exc)
     return outcomes

@@ -252,9 +252,13 @@ class EmailSettings:
     #: Worker processes that parse mail during a backfill; -1: one per CPU,
     #: 0: parse in the intake's own thread.
     parse_processes: int
+    #: Seconds a worker's hold on a folder lasts unless renewed (hub.leases).
+    lease_seconds: int
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first malformed key."""
+        if not 3 <= self.lease_seconds <= 3600:
+            raise SettingsError(f"[email] lease_seconds: expected 3 to 3600 seconds, got {self.lease_seconds}")
         if not 1 <= self.poll_interval <= 86_400:
             raise SettingsError(f"[email] poll_interval: expected 1 to 86400 seconds, got {self.poll_interval}")
         if not 1 <= self.idle_timeout <= MAX_IDLE_TIMEOUT:

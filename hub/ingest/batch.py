@@ -27,6 +27,7 @@ never leaves half an interaction behind.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ from hub.events import ChannelEvent, Ingestible, InteractionUpdate
 from hub.ingest import append, dedupe, identity, index, journal, notify, thread, updates
 from hub.ingest.journal import Arrival
 from hub.ingest.pipeline import BatchState, IngestResult, PipelineConfig, pipeline_config
+from hub.metrics import instruments
 from hub.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -84,9 +86,14 @@ def process_journaled(session: Session, items: Sequence[Ingestible], journal_ids
     """Process items whose payloads are already in the journal (ingest, and replay)."""
     config = pipeline_config(session)
     now = utcnow()
+    metrics = instruments()
+    metrics.ingest_batch_size.observe(len(items))
+    started = time.perf_counter()
     try:
         with session.begin_nested():
-            return Batch(session, config, now).run(items, journal_ids)
+            done = Batch(session, config, now).run(items, journal_ids)
+        metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
+        return done
     except Exception as exc:
         if len(items) == 1:
             return [journal.record_failure(session, journal_ids[0], exc)]

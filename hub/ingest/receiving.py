@@ -22,6 +22,8 @@ from hub.events import Ingestible
 from hub.inbox import COLUMNS as INBOX_COLUMNS
 from hub.ingest.journal import Arrival, journal_row
 from hub.ingest.statements import JOURNAL, insert_returning_ids
+from hub.logs import request_id
+from hub.metrics import instruments
 from hub.models import JournalStatus, utcnow
 
 
@@ -166,7 +168,13 @@ def receive(
     """
     if not items:
         return []
-    return _group_commit(database).submit([Arrival(item, source, context or {}) for item in items])
+    rid = request_id.get()
+    if rid is not None:
+        # Follows the entry to the batch that processes it (hub.logs).
+        context = {**(context or {}), "request_id": rid}
+    journal_ids = _group_commit(database).submit([Arrival(item, source, context or {}) for item in items])
+    instruments().journal_received.labels(source).inc(len(items))
+    return journal_ids
 
 
 def on_received(database: Database, listener: Callable[[], None]) -> Callable[[], None]:
