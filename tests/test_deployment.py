@@ -57,14 +57,15 @@ def corridor_services() -> dict[str, dict[str, Any]]:
     return {name: s for name, s in COMPOSE["services"].items() if s.get("image") == "corridor:latest"}
 
 
-def test_compose_runs_postgres_elasticsearch_the_migration_web_and_workers() -> None:
-    assert {"postgres", "elasticsearch", "migrate", "web", "worker"} <= set(COMPOSE["services"])
+def test_compose_runs_postgres_elasticsearch_the_migration_web_live_streams_and_workers() -> None:
+    assert {"postgres", "elasticsearch", "migrate", "web", "live", "worker"} <= set(COMPOSE["services"])
     commands = {name: parse_command(s["command"]).name for name, s in corridor_services().items()}
-    assert commands == {"migrate": "upgrade", "web": "run", "worker": "worker"}
+    assert commands == {"migrate": "upgrade", "web": "run", "live": "live", "worker": "worker"}
     # The release step before the processes that need the new schema.
-    for name in ("web", "worker"):
+    for name in ("web", "live", "worker"):
         assert COMPOSE["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "--no-worker" in COMPOSE["services"]["web"]["command"]
+    # The web processes serve pages and webhooks only: workers and streams are services of their own.
+    assert {"--no-worker", "--no-live"} <= set(COMPOSE["services"]["web"]["command"])
 
 
 @pytest.mark.parametrize("service", sorted(corridor_services()))
