@@ -19,8 +19,6 @@ from hub.config import HubSettings, Settings
 from hub.db import Database
 from hub.ingest import PIPELINE_KEY, PipelineConfig
 from hub.journal import JournalProcessor
-from hub.live.bridge import NotifierBridge
-from hub.realtime import Notifier
 from hub.registry import Registry, load_connectors
 from hub.search import SearchBackend, make_backend
 from hub.web.event_schema import parse_event
@@ -33,7 +31,6 @@ class Runtime:
     instance_dir: Path
     database: Database
     search: SearchBackend
-    notifier: Notifier
     pipeline: PipelineConfig
     registry: Registry
     #: Puts received journal entries on the timeline ([journal] processor).
@@ -66,15 +63,10 @@ def build_runtime(settings: Settings) -> Runtime:
         pool_size=hub.database.pool_size,
     )
     search = make_backend(hub.search.backend, database.dialect, hub.search, database)
-    notifier = Notifier()
-    # TEMPORARY (see hub.live.bridge): until the write path publishes into the
-    # live feed in its own transaction.
-    notifier.subscribe(NotifierBridge(database).put)
     pipeline = PipelineConfig(
         default_region=hub.identity.default_region.upper(),
         continuation_window=timedelta(hours=hub.threading.window_hours),
         search=search,
-        notifier=notifier,
     )
     database.session_info[PIPELINE_KEY] = pipeline
     registry = Registry(settings=settings, database=database)
@@ -96,7 +88,6 @@ def build_runtime(settings: Settings) -> Runtime:
         instance_dir=instance_dir,
         database=database,
         search=search,
-        notifier=notifier,
         pipeline=pipeline,
         registry=registry,
         journal=journal,

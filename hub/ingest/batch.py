@@ -115,7 +115,7 @@ class Batch:
         self.state = BatchState(session, session.connection(), config, now)
 
     def run(self, items: Sequence[Ingestible], journal_ids: Sequence[int]) -> list[IngestResult]:
-        """Every item's result, in order; notifications are queued for after commit."""
+        """Every item's result, in order; what changed is announced to the live feed last, in the transaction."""
         results: list[IngestResult | None] = [None] * len(items)
         events = [(i, item, journal_ids[i]) for i, item in enumerate(items) if isinstance(item, ChannelEvent)]
         pending_updates: list[updates.Update] = [
@@ -131,7 +131,7 @@ class Batch:
         if pending_updates:
             for i, result in updates.apply_updates(self.state, pending_updates).items():
                 results[i] = result
-        notify.publish_after_commit(self.state)
+        notify.announce(self.state)
         final = [r for r in results if r is not None]
         assert len(final) == len(items)
         return final

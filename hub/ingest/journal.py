@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from hub.db import INBOX_KEY
+from hub.db import INBOX_KEY, failure_text
 from hub.events import ChannelEvent, Ingestible
 from hub.inbox import Inbox
 from hub.ingest.pipeline import BatchState, IngestResult, InvalidEvent
@@ -125,8 +125,12 @@ def record_duplicates(state: BatchState, results: Iterable[IngestResult]) -> Non
 
 
 def record_failure(session: Session, journal_id: int, exc: Exception) -> IngestResult:
-    """Keep a failed item's journal row with its error, due for a replay with backoff."""
-    error = f"{type(exc).__name__}: {exc}"
+    """Keep a failed item's journal row with its error, due for a replay with backoff.
+
+    The error is stored as admins and agents may read it: a database error
+    without its SQL and bound values, which hold customers' data.
+    """
+    error = failure_text(exc)
     log.error("journal #%d failed: %s", journal_id, error, exc_info=not isinstance(exc, InvalidEvent))
     attempts = session.scalar(select(JournalEntry.attempts).where(JournalEntry.id == journal_id)) or 1
     session.execute(

@@ -1,15 +1,19 @@
-"""Step 7, notify: live updates to agents' consoles, sent only after the transaction commits.
+"""Step 7, notify: live updates to consoles and chat widgets, announced in the batch's transaction.
 
 The steps collect what happened in the batch's state; the batch hands the
-whole list to the notifier once, after commit, so a subscriber never hears
-of data that was rolled back.
+whole list to the live feed (``hub.live``) once, as its last step, inside the
+transaction: a rollback takes the announcement back with it, and a commit
+makes both durable at once, so a browser that reconnects with
+``Last-Event-ID`` misses nothing. The same call keeps each conversation's
+waiting clock (the inbox's order). Last, because on PostgreSQL announcing
+takes the feed's ordering lock, held until the commit.
 """
 
 from __future__ import annotations
 
-from hub.db import after_commit
 from hub.ingest.pipeline import BatchState, Pending
 from hub.models import Interaction
+from hub.waiting import on_written
 
 
 def interaction_created(state: BatchState, p: Pending, interaction_id: int) -> None:
@@ -39,14 +43,7 @@ def interaction_updated(state: BatchState, interaction: Interaction) -> None:
     )
 
 
-def publish_after_commit(state: BatchState) -> None:
-    """Publish the batch's notifications once its transaction has committed."""
-    if not state.notifications:
-        return
-    notifier, notifications = state.config.notifier, state.notifications
-
-    def publish() -> None:
-        for notification in notifications:
-            notifier.publish(notification)
-
-    after_commit(state.session, publish)
+def announce(state: BatchState) -> None:
+    """Announce the batch's new and changed interactions in its own transaction (one write for the batch)."""
+    if state.notifications:
+        on_written(state.session, state.notifications)

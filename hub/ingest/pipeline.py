@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from hub.events import ChannelEvent
 from hub.identity import NormalisedAddress
-from hub.realtime import Notifier
 from hub.search import SearchBackend
 
 PIPELINE_KEY = "corridor.pipeline"
@@ -30,7 +29,6 @@ class PipelineConfig:
     default_region: str
     continuation_window: timedelta
     search: SearchBackend
-    notifier: Notifier = field(default_factory=Notifier)
 
 
 def pipeline_config(session: Session) -> PipelineConfig:

@@ -13,7 +13,6 @@ from hub.events import Channel, Direction
 from hub.ingest import ingest
 from hub.models import AuditRecord, Interaction, Role
 from hub.runtime import Runtime
-from hub.waiting import on_written
 from tests.conftest import make_agent
 from tests.hub.events import event
 
@@ -21,8 +20,6 @@ from tests.hub.events import event
 def _conversation(runtime: Runtime, sender: str, hours: float, channel: Channel = Channel.EMAIL) -> int:
     with runtime.database.write() as session:
         result = ingest(session, event(channel, sender, hours=hours, text=f"Hello from {sender}"), source="test")
-        # What the write path's notify step does once it publishes itself (hub.live.bridge).
-        on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
     assert result.conversation_id is not None
     return result.conversation_id
 
@@ -42,7 +39,6 @@ def test_the_inbox_puts_the_longest_waiting_customer_first_and_pages_by_keyset(
     with runtime.database.write() as session:
         reply = event(Channel.EMAIL, "cleo@example.com", hours=1.5, direction=Direction.OUTBOUND)
         result = ingest(session, reply, source="test")
-        on_written(session, [{"type": "interaction.created", "interaction_id": result.interaction_id}])
 
     page = client.get("/api/inbox", headers=auth).get_json()
     assert [c["id"] for c in page["conversations"]] == [waited_longest, oldest_sms, newer, answered]
@@ -136,7 +132,7 @@ def test_a_note_is_stored_with_its_author_and_never_reaches_the_customers_topic(
         assert (note.kind, note.direction, note.conversation_id) == ("note", "internal", conversation_id)
         assert note.author_id == client.get("/api/me", headers=auth).get_json()["id"]
         assert note.provider_metadata["agent"] == "Admin"
-    # Announced by the write path (through the temporary bridge, a moment after the commit).
+    # Announced by the write path in the note's transaction (the API's reply is sent after it).
     deadline = time.monotonic() + 5
     while not (announced := [e for e in _feed(runtime, "interaction.created") if e["data"]["kind"] == "note"]):
         assert time.monotonic() < deadline

@@ -86,7 +86,7 @@ class Pump:
 
 
 def _wait_feed(runtime: Runtime, kind: str, count: int) -> None:
-    # interaction.created reaches the feed through the temporary after-commit bridge (hub.live.bridge).
+    # interaction.created is announced in the write path's transaction, which the journal processor runs.
     deadline = time.monotonic() + 10
     while True:
         with runtime.database.read() as session:
