@@ -31,6 +31,8 @@ from hub.ingest import ingest
 from hub.models import Agent, Conversation, ConversationStatus, Customer, Identity, Interaction, utcnow
 from hub.outbound import Sender
 from hub.replies import ReplyError, queue_reply
+from hub.reports.csat import on_conversation_closed
+from hub.runtime import current_runtime
 
 #: Which identities a reply on each channel can go to.
 _REPLY_IDENTITY = {
@@ -141,6 +143,10 @@ def set_status(session: Session, conversation_id: int, status: str, *, actor: Ag
     else:
         conversation.closed_at = None
     session.flush()
+    if new is ConversationStatus.CLOSED:
+        # The reports record the close, and a satisfaction survey goes out
+        # when one is due ([csat]); it is sent after this transaction commits.
+        on_conversation_closed(session, current_runtime(), conversation_id)
     audit(session, actor.id, "conversation.status", "conversation", conversation_id, before=previous, after=new.value)
     data = {"conversation_id": conversation_id, "status": new.value, "by": actor.name}
     live.publish_many(

@@ -38,7 +38,7 @@ def test_the_inbox_puts_the_longest_waiting_customer_first_and_pages_by_keyset(
     answered = _conversation(runtime, "cleo@example.com", hours=1)
     with runtime.database.write() as session:
         reply = event(Channel.EMAIL, "cleo@example.com", hours=1.5, direction=Direction.OUTBOUND)
-        result = ingest(session, reply, source="test")
+        ingest(session, reply, source="test")
 
     page = client.get("/api/inbox", headers=auth).get_json()
     assert [c["id"] for c in page["conversations"]] == [waited_longest, oldest_sms, newer, answered]

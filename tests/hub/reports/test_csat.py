@@ -151,3 +151,28 @@ def test_text_replies_that_are_answers(text: str, expected: tuple[int, str]) -> 
 @pytest.mark.parametrize("text", ["6", "12", "Order 48213?", "", "yes 5"])
 def test_text_replies_that_are_not(text: str) -> None:
     assert parse_reply(text) is None
+
+
+def test_closing_through_the_api_sends_the_survey(
+    client: FlaskClient, runtime: Runtime, rest: RecordingHttpClient, auth: dict[str, str]
+) -> None:
+    # The agents' close action (API and console share hub.conversations.set_status).
+    assert post(client, urls.INBOUND_MESSAGE, sms("Where is my order?", "SM" + "3" * 32)).status_code == 200
+    with runtime.database.read() as session:
+        conversation_id = session.scalar(select(Conversation.id))
+    answer = client.post(f"/api/conversations/{conversation_id}/status", json={"status": "closed"}, headers=auth)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "closed"
+    (sent,) = [r for r in rest.requests if r.url.endswith("/Messages.json")]
+    assert sent.data["To"] == CUSTOMER
+    assert "Reply with a number from 1 (poor) to 5 (great)" in sent.data["Body"]
+    with runtime.database.read() as session:
+        survey = session.scalar(select(CsatSurvey))
+        assert survey is not None
+        assert survey.conversation_id == conversation_id
+        # The survey went out on the conversation, which stays closed.
+        assert session.get(Conversation, conversation_id).status == ConversationStatus.CLOSED  # type: ignore[union-attr]
+    # Closing again is no change: no second survey.
+    again = client.post(f"/api/conversations/{conversation_id}/status", json={"status": "closed"}, headers=auth)
+    assert again.status_code == 200
+    assert len([r for r in rest.requests if r.url.endswith("/Messages.json")]) == 1
