@@ -162,6 +162,10 @@
     fetch(body.dataset.live, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (answer) { return answer.ok ? answer.json() : Promise.reject(answer.status); })
       .then(function (grant) {
+        // A page that rendered no feed position (the reports, the audit trail)
+        // starts from now: replaying the whole feed would pop up every call
+        // that ever rang.
+        if (!lastId) lastId = grant.position || 0;
         const url = grant.url + (grant.url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(grant.token) +
           "&last_event_id=" + lastId;
         source = new EventSource(url);

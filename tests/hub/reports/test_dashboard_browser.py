@@ -58,6 +58,8 @@ def test_the_supervisor_reads_the_demo_dashboard(
     page.click("text=Last 180 days")
     page.wait_for_url("**preset=180d**")
     expect(page.locator("h1")).to_have_text("Customer experience")
+    # Supervisors find the reports in the navigation.
+    expect(page.locator("nav a", has_text="Reports")).to_have_attribute("aria-current", "page")
     figures = page.locator(".figure")
     assert figures.count() == 9
     # Real figures, not dashes: the demo has answered, resolved and multichannel conversations.
