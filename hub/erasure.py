@@ -32,6 +32,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy import delete, or_, select, text, update
@@ -45,7 +46,11 @@ from hub.models import (
     AttachmentRecord,
     AuditRecord,
     Conversation,
+    ConversationClosure,
+    ConversationFacts,
+    CsatSurvey,
     Customer,
+    CustomerContact,
     CustomerMerge,
     Identity,
     Interaction,
@@ -131,6 +136,7 @@ def erase_customer(session: Session, customer_id: int, *, search: SearchBackend,
     for chunk in _chunks(conversation_ids):
         # A colleague's message threaded into the person's conversation is the colleague's: it stays.
         session.execute(update(Interaction).where(Interaction.conversation_id.in_(chunk)).values(conversation_id=None))
+        _erase_conversation_rollups(session, chunk)
         erased.conversations += affected(session.execute(delete(Conversation).where(Conversation.id.in_(chunk))))
     erased.merges = affected(
         session.execute(
@@ -241,6 +247,13 @@ def _erase_interactions(
                 blobs += affected(session.execute(delete(AttachmentBlob).where(AttachmentBlob.sha256.in_(unshared))))
         session.execute(delete(AppliedUpdate).where(AppliedUpdate.interaction_id.in_(chunk)))
         session.execute(delete(OutboundDelivery).where(OutboundDelivery.interaction_id.in_(chunk)))
+        # The reports' rollups are derived from these interactions: they go with them.
+        session.execute(delete(CustomerContact).where(CustomerContact.interaction_id.in_(chunk)))
+        session.execute(
+            delete(CsatSurvey).where(
+                CsatSurvey.survey_interaction_id.in_(chunk) | CsatSurvey.answer_interaction_id.in_(chunk)
+            )
+        )
         interactions += affected(session.execute(delete(Interaction).where(Interaction.id.in_(chunk))))
     session.flush()
     return interactions, attachments, blobs
@@ -330,8 +343,15 @@ def apply_retention(
             empty = select(Conversation.id).where(
                 ~select(Interaction.id).where(Interaction.conversation_id == Conversation.id).exists()
             )
+            _erase_conversation_rollups(session, empty)
             session.execute(delete(Conversation).where(Conversation.id.in_(empty)))
     session.flush()
     if journal or interactions:
         log.info("retention: deleted %d journal entries and %d interactions", journal, interactions)
     return Retention(journal, interactions)
+
+
+def _erase_conversation_rollups(session: Session, conversation_ids: Any) -> None:
+    """The reports' rows about these conversations (facts, closes, surveys): derived data goes with its source."""
+    for table in (ConversationFacts, ConversationClosure, CsatSurvey):
+        session.execute(delete(table).where(table.conversation_id.in_(conversation_ids)))

@@ -26,7 +26,7 @@ LIST_SCREENSHOT = Path("/tmp/corridor-customers.png")
 
 
 def _log_in(page: Page, base: str, target: str) -> None:
-    page.goto(base + target)
+    page.goto(base + target, wait_until="domcontentloaded")
     page.fill("#email", DEMO_AGENT_EMAIL)
     page.fill("#password", DEMO_PASSWORD)
     page.click("button[type=submit]")
@@ -59,7 +59,7 @@ def test_agent_logs_in_and_sees_marias_story_as_one_conversation(runtime: Runtim
     load_demo(runtime, echo=lambda _line: None)
 
     # Not logged in: the list sends the browser to the login page.
-    page.goto(served + "/customers")
+    page.goto(served + "/customers", wait_until="domcontentloaded")
     assert "/login" in page.url
     expect(page.locator("form.login")).to_be_visible()
 
