@@ -11,7 +11,7 @@ server that does not say it is Elasticsearch: for OpenSearch, choose
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import elastic_transport
@@ -19,7 +19,8 @@ import elasticsearch
 from elasticsearch import Elasticsearch, helpers
 
 from hub.config import SearchSettings
-from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error, reason_of
+from hub.search.adapter import BulkResults, ClientAdapter
+from hub.search.engine import EngineRequestError, engine_error, reason_of
 
 
 @contextmanager
@@ -35,11 +36,8 @@ def _translated() -> Iterator[None]:
         raise EngineRequestError(406, str(exc)) from None
 
 
-class ElasticClient:
+class ElasticClient(ClientAdapter):
     product = "elasticsearch"
-
-    def __init__(self, client: Elasticsearch) -> None:
-        self.client = client
 
     @classmethod
     def from_settings(cls, settings: SearchSettings, **options: Any) -> ElasticClient:
@@ -64,57 +62,27 @@ class ElasticClient:
             )
         )
 
-    def info(self) -> dict[str, Any]:
-        with _translated():
-            return dict(self.client.info())
+    def translated(self) -> AbstractContextManager[None]:
+        return _translated()
 
-    def search(self, index: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        with _translated():
-            return dict(self.client.search(index=index, body=body))
-
-    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
-        with _translated():
-            return int(self.client.count(index=index, body={"query": query} if query else None)["count"])
-
-    def bulk(self, actions: Sequence[dict[str, Any]]) -> list[BulkItem]:
-        with _translated():
-            return bulk_items(
-                helpers.streaming_bulk(self.client, actions, chunk_size=max(len(actions), 1), **BULK_OPTIONS)
-            )
+    def streaming_bulk(self, actions: Sequence[dict[str, Any]], **options: Any) -> BulkResults:
+        return helpers.streaming_bulk(self.client, actions, **options)
 
     def create_index(self, name: str, body: dict[str, Any]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
 
-    def delete_index(self, name: str) -> None:
-        with _translated():
-            self.client.indices.delete(index=name)
-
-    def indices(self, pattern: str) -> list[str]:
-        with _translated():
-            return sorted(self.client.indices.get(index=pattern, allow_no_indices=True, ignore_unavailable=True))
-
     def put_settings(self, name: str, settings: dict[str, Any]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.put_settings(index=name, settings={"index": settings})
 
-    def refresh(self, name: str) -> None:
-        with _translated():
-            self.client.indices.refresh(index=name)
-
-    def alias_targets(self, alias: str) -> list[str]:
-        with _translated():
-            if not self.client.indices.exists_alias(name=alias):
-                return []
-            return sorted(self.client.indices.get_alias(name=alias))
-
     def update_aliases(self, actions: list[dict[str, Any]]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.update_aliases(actions=actions)
 
     def open_pit(self, index: str, keep_alive: str) -> str | None:
         try:
-            with _translated():
+            with self.translated():
                 return str(self.client.open_point_in_time(index=index, keep_alive=keep_alive)["id"])
         except EngineRequestError as exc:
             # An OpenSearch-compatible server behind this client has no _pit
@@ -124,8 +92,5 @@ class ElasticClient:
             raise
 
     def close_pit(self, pit_id: str) -> None:
-        with _translated():
+        with self.translated():
             self.client.close_point_in_time(id=pit_id)
-
-    def close(self) -> None:
-        self.client.close()

@@ -8,14 +8,15 @@ in :mod:`hub.search.engine`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import opensearchpy
 from opensearchpy import OpenSearch, helpers
 
 from hub.config import SearchSettings
-from hub.search.engine import BULK_OPTIONS, BulkItem, EngineRequestError, bulk_items, engine_error, reason_of
+from hub.search.adapter import BulkResults, ClientAdapter
+from hub.search.engine import EngineRequestError, engine_error, reason_of
 
 
 @contextmanager
@@ -30,11 +31,8 @@ def _translated() -> Iterator[None]:
         raise engine_error(status, reason_of(exc.info, str(exc.error))) from None
 
 
-class OpenSearchClient:
+class OpenSearchClient(ClientAdapter):
     product = "opensearch"
-
-    def __init__(self, client: OpenSearch) -> None:
-        self.client = client
 
     @classmethod
     def from_settings(cls, settings: SearchSettings, **options: Any) -> OpenSearchClient:
@@ -62,57 +60,27 @@ class OpenSearchClient:
             )
         )
 
-    def info(self) -> dict[str, Any]:
-        with _translated():
-            return dict(self.client.info())
+    def translated(self) -> AbstractContextManager[None]:
+        return _translated()
 
-    def search(self, index: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        with _translated():
-            return dict(self.client.search(index=index, body=body))
-
-    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
-        with _translated():
-            return int(self.client.count(index=index, body={"query": query} if query else None)["count"])
-
-    def bulk(self, actions: Sequence[dict[str, Any]]) -> list[BulkItem]:
-        with _translated():
-            return bulk_items(
-                helpers.streaming_bulk(self.client, actions, chunk_size=max(len(actions), 1), **BULK_OPTIONS)
-            )
+    def streaming_bulk(self, actions: Sequence[dict[str, Any]], **options: Any) -> BulkResults:
+        return helpers.streaming_bulk(self.client, actions, **options)  # type: ignore[no-any-return]  # untyped
 
     def create_index(self, name: str, body: dict[str, Any]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.create(index=name, body=body)
 
-    def delete_index(self, name: str) -> None:
-        with _translated():
-            self.client.indices.delete(index=name)
-
-    def indices(self, pattern: str) -> list[str]:
-        with _translated():
-            return sorted(self.client.indices.get(index=pattern, allow_no_indices=True, ignore_unavailable=True))
-
     def put_settings(self, name: str, settings: dict[str, Any]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.put_settings(index=name, body={"index": settings})
 
-    def refresh(self, name: str) -> None:
-        with _translated():
-            self.client.indices.refresh(index=name)
-
-    def alias_targets(self, alias: str) -> list[str]:
-        with _translated():
-            if not self.client.indices.exists_alias(name=alias):
-                return []
-            return sorted(self.client.indices.get_alias(name=alias))
-
     def update_aliases(self, actions: list[dict[str, Any]]) -> None:
-        with _translated():
+        with self.translated():
             self.client.indices.update_aliases(body={"actions": actions})
 
     def open_pit(self, index: str, keep_alive: str) -> str | None:
         try:
-            with _translated():
+            with self.translated():
                 return str(self.client.create_pit(index=index, params={"keep_alive": keep_alive})["pit_id"])
         except EngineRequestError as exc:
             # OpenSearch before 2.4 has no point in time.
@@ -121,8 +89,5 @@ class OpenSearchClient:
             raise
 
     def close_pit(self, pit_id: str) -> None:
-        with _translated():
+        with self.translated():
             self.client.delete_pit(body={"pit_id": [pit_id]})
-
-    def close(self) -> None:
-        self.client.close()
