@@ -45,6 +45,12 @@ from hub.search.indexer import run as run_indexer
 
 log = logging.getLogger("corridor")
 
+#: How ``corridor run`` (and the tests' loopback servers) configure waitress.
+#: poll(), not waitress's default select(): select() refuses a descriptor
+#: numbered 1024 or more, and the server's loop thread then dies while the
+#: listening socket keeps accepting, so every request hangs unanswered.
+WAITRESS_OPTIONS: dict[str, Any] = {"ident": "corridor", "asyncore_use_poll": True}
+
 
 def _create_app() -> Flask:
     try:
@@ -434,7 +440,7 @@ def run(host: str, port: int, threads: int, worker: bool, live_streams: bool) ->
     # worker is stopped in turn rather than left to notice it is orphaned.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     try:
-        serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="corridor")  # type: ignore[attr-defined]
+        serve(current_app._get_current_object(), host=host, port=port, threads=threads, **WAITRESS_OPTIONS)  # type: ignore[attr-defined]
     finally:
         if supervisor is not None:
             supervisor.stop()

@@ -121,7 +121,11 @@ def serving(app: Flask, port: int = 0, threads: int = 4) -> Iterator[str]:
     """``app`` served by waitress on loopback (a free port unless given), as ``corridor run`` does; yields its URL."""
     from waitress import create_server
 
-    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    from hub.cli import WAITRESS_OPTIONS
+
+    # As `corridor run` configures it: a long test process, like a busy server,
+    # holds descriptors past select()'s limit of 1024.
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads, **WAITRESS_OPTIONS)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:

@@ -82,3 +82,24 @@ def test_help_shows_corridors_commands_not_flasks_options(app: Flask) -> None:
     assert "user" in shown
     for flask_option in ("--app", "--env-file", "--debug"):
         assert flask_option not in shown
+
+
+def test_the_served_app_answers_with_descriptors_past_1024_open(app: Flask) -> None:
+    # A busy process (many database connections, log files, clients) holds
+    # descriptors numbered past select()'s limit; with waitress's default loop the
+    # server thread died on the first such socket and every request hung unanswered.
+    import os
+    import urllib.request
+
+    from tests.conftest import serving
+
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert max(held) >= 1024
+        with serving(app) as url:
+            for _ in range(3):  # each request a new connection, on a descriptor past 1024
+                with urllib.request.urlopen(url + "/api/health", timeout=10) as answer:
+                    assert answer.status == 200
+    finally:
+        for fd in held:
+            os.close(fd)

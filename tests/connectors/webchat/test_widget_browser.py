@@ -157,6 +157,8 @@ class Stack:
 def stack_factory(make_chat_app: Any) -> Iterator[Callable[..., Stack]]:
     from waitress import create_server
 
+    from hub.cli import WAITRESS_OPTIONS
+
     stacks: list[tuple[Stack, Any, threading.Thread, Any]] = []
 
     def build(
@@ -168,7 +170,7 @@ def stack_factory(make_chat_app: Any) -> Iterator[Callable[..., Stack]]:
         site_url = website.__enter__()
         site = shop_site(origins=[site_origin or site_url], **(site_overrides or {}))
         app = make_chat_app(site, live={"port": stream_port}, journal={"processor": "web"}, **sections)
-        server = create_server(app, host="127.0.0.1", port=0, threads=6)
+        server = create_server(app, host="127.0.0.1", port=0, threads=6, **WAITRESS_OPTIONS)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         holder["corridor"] = f"http://127.0.0.1:{server.effective_port}"
