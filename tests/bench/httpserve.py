@@ -19,6 +19,8 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from waitress.server import create_server
 
+from hub.cli import WAITRESS_OPTIONS
+
 #: ``corridor run``'s default (hub/cli.py).
 THREADS = 8
 
@@ -57,7 +59,7 @@ def main() -> None:
         print(f"WORKER {worker.pid}", flush=True)
     else:
         app = bare_app()
-    server = create_server(app, host="127.0.0.1", port=0, threads=args.threads, ident="bench")
+    server = create_server(app, host="127.0.0.1", port=0, threads=args.threads, **WAITRESS_OPTIONS)
     print(f"LISTENING {server.effective_port}", flush=True)
     server.run()
 
