@@ -138,6 +138,9 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        """Close the database's connections, the inbox's too."""
+        if self.inbox is not None:
+            self.inbox.close()
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()

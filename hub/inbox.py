@@ -117,16 +117,35 @@ class Inbox:
         self.synchronous = synchronous
         self._local = threading.local()
         self._insert: dict[int, str] = {}  # by number of rows
+        # Every connection made, so close() can end them: thread-local ones are
+        # otherwise only closed when their thread's storage is collected.
+        self._made: list[sqlite3.Connection] = []
+        self._made_lock = threading.Lock()
+        self._generation = 0
 
     # --- connections ---------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (made again after a fork); creates the inbox on first use."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None or getattr(self._local, "pid", None) != os.getpid():
+        made_for = (os.getpid(), self.generation)
+        if connection is None or getattr(self._local, "made_for", None) != made_for:
             connection = self._connect()
-            self._local.connection, self._local.pid = connection, os.getpid()
+            self._local.connection, self._local.made_for = connection, made_for
         return connection
+
+    @property
+    def generation(self) -> int:
+        """How many times :meth:`close` ran; a connection kept elsewhere is made again when it changes."""
+        return self._generation
+
+    def close(self) -> None:
+        """Close every connection this inbox made (``Database.dispose``); a later use connects again."""
+        with self._made_lock:
+            made, self._made = self._made, []
+            self._generation += 1
+        for connection in made:
+            connection.close()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -137,6 +156,8 @@ class Inbox:
         # Processed payloads are deleted here: overwrite them (see hub.erasure).
         connection.execute("PRAGMA secure_delete=ON")
         self._prepare(connection)
+        with self._made_lock:
+            self._made.append(connection)
         return connection
 
     def compact(self, *, vacuum: bool = False) -> None:

@@ -227,15 +227,16 @@ class _SqliteJournalWriter:
         columns = [JOURNAL.c[name] for name in INBOX_COLUMNS]
         self.processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
         self._connection: sqlite3.Connection | None = None
-        self._pid = 0
+        self._made_for = (0, 0)
 
     def __call__(self, arrivals: Sequence[Arrival]) -> list[int]:
         now = utcnow()
         rows = [self._bind(journal_row(a, now, JournalStatus.RECEIVED)) for a in arrivals]
-        # Its own connection, opened again after a fork. The group commit's
-        # leader is its only user at any time.
-        if self._connection is None or self._pid != os.getpid():
-            self._connection, self._pid = self.inbox.writer(), os.getpid()
+        # Its own connection, opened again after a fork or the inbox's close().
+        # The group commit's leader is its only user at any time.
+        made_for = (os.getpid(), self.inbox.generation)
+        if self._connection is None or self._made_for != made_for:
+            self._connection, self._made_for = self.inbox.writer(), made_for
         return self.inbox.append(self._connection, rows)
 
     def _bind(self, row: Mapping[str, Any]) -> tuple[Any, ...]:

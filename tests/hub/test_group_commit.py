@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 import hub.ingest
+from hub.db import Database
 from hub.events import ChannelEvent
 from hub.ingest import Arrival, receive
 from hub.journal import find_entry, received_backlog
 from hub.models import Interaction, JournalEntry, JournalStatus
 from hub.runtime import Runtime
 from hub.web.event_schema import parse_event
+from tests.conftest import migrated_sqlite
 from tests.hub.events import event_json
 
 
@@ -153,3 +158,28 @@ def test_a_request_is_journaled_while_a_batch_holds_a_write_transaction(runtime:
     entry = find_entry(runtime.database, journal_id)
     assert entry is not None
     assert entry.status == JournalStatus.RECEIVED
+
+
+def test_dispose_closes_the_inbox_files_and_a_later_webhook_still_journals(tmp_path: Path) -> None:
+    # Each app a process builds and disposes (tests, a reloading server) left its
+    # inbox connections open: a thousand descriptors later the server could not answer.
+    # SQLite only: the inbox is SQLite's journal file; PostgreSQL journals in the database.
+    database = Database(f"sqlite:///{migrated_sqlite(tmp_path / 'corridor.db')}")
+    assert database.inbox is not None
+    inbox = str(database.inbox.path)
+
+    def open_on_inbox() -> int:
+        names = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+                names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return sum(1 for name in names if name.startswith(inbox))
+
+    receive(database, [sms("+14155550101")], source="test")
+    assert open_on_inbox() > 0
+    database.dispose()
+    assert open_on_inbox() == 0
+    # A later use opens them again, the group commit's writer too.
+    [journal_id] = receive(database, [sms("+14155550102")], source="test")
+    assert find_entry(database, journal_id) is not None
+    database.dispose()
