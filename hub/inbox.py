@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,10 @@ class Waiting:
         return context
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (sqlite3's own cannot)."""
+
+
 class Inbox:
     """The inbox file of one SQLite database; safe to share between threads."""
 
@@ -117,9 +122,9 @@ class Inbox:
         self.synchronous = synchronous
         self._local = threading.local()
         self._insert: dict[int, str] = {}  # by number of rows
-        # Every connection made, so close() can end them: thread-local ones are
-        # otherwise only closed when their thread's storage is collected.
-        self._made: list[sqlite3.Connection] = []
+        # Every connection still open, so close() can end them; weakly held, so a
+        # finished thread's connection is still collected with its storage.
+        self._made: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._made_lock = threading.Lock()
         self._generation = 0
 
@@ -142,14 +147,14 @@ class Inbox:
     def close(self) -> None:
         """Close every connection this inbox made (``Database.dispose``); a later use connects again."""
         with self._made_lock:
-            made, self._made = self._made, []
+            made, self._made = list(self._made), weakref.WeakSet()
             self._generation += 1
         for connection in made:
             connection.close()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, timeout=self.LOCK_TIMEOUT, isolation_level=None, check_same_thread=False
+            self.path, timeout=self.LOCK_TIMEOUT, isolation_level=None, check_same_thread=False, factory=_Connection
         )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -157,7 +162,7 @@ class Inbox:
         connection.execute("PRAGMA secure_delete=ON")
         self._prepare(connection)
         with self._made_lock:
-            self._made.append(connection)
+            self._made.add(connection)
         return connection
 
     def compact(self, *, vacuum: bool = False) -> None:
