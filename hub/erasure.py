@@ -4,8 +4,11 @@
 customer and every customer merged into them (a merge says they are one
 person), their identities, conversations, interactions, attachments (bytes
 other customers' attachments share stay), the journal entries that carried
-their messages, merge records, search documents in every backend, and the
-personal details of audit records about them. It leaves one audit record
+their messages, merge records, search documents in every backend, agents'
+saved searches for them (by customer, or naming an address of theirs),
+outgoing webhook deliveries about them, and the personal details of audit
+records about them. Webhook subscribers are sent ``customer.erased`` (ids
+and counts) so that they can forget the person too. It leaves one audit record
 that says an erasure happened, by whom, and how much it removed: counts and
 ids, nothing personal.
 
@@ -40,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from hub.customers import NotFound, audit, resolve
 from hub.db import Database, affected
+from hub.live import AGENTS, publish
 from hub.models import (
     AppliedUpdate,
     AttachmentBlob,
@@ -58,6 +62,8 @@ from hub.models import (
     JournalStatus,
     OutboundDelivery,
     OutboxEntry,
+    SavedSearch,
+    WebhookDelivery,
     utcnow,
 )
 from hub.search import IndexDocument, SearchBackend
@@ -81,6 +87,8 @@ class Erasure:
     journal_entries: int = 0
     merges: int = 0
     audit_records_scrubbed: int = 0
+    saved_searches: int = 0
+    webhook_deliveries: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
@@ -93,6 +101,8 @@ class Erasure:
             "journal_entries": self.journal_entries,
             "merges": self.merges,
             "audit_records_scrubbed": self.audit_records_scrubbed,
+            "saved_searches": self.saved_searches,
+            "webhook_deliveries": self.webhook_deliveries,
         }
 
 
@@ -133,6 +143,7 @@ def erase_customer(session: Session, customer_id: int, *, search: SearchBackend,
         session.execute(update(Interaction).where(Interaction.identity_id.in_(chunk)).values(identity_id=None))
     erased.identities = affected(session.execute(delete(Identity).where(Identity.customer_id.in_(customer_ids))))
     conversation_ids = list(session.scalars(select(Conversation.id).where(Conversation.customer_id.in_(customer_ids))))
+    erased.webhook_deliveries = _erase_webhook_deliveries(session, customer_ids, conversation_ids, identities)
     for chunk in _chunks(conversation_ids):
         # A colleague's message threaded into the person's conversation is the colleague's: it stays.
         session.execute(update(Interaction).where(Interaction.conversation_id.in_(chunk)).values(conversation_id=None))
@@ -153,10 +164,14 @@ def erase_customer(session: Session, customer_id: int, *, search: SearchBackend,
             .values(details={"erased": True})
         )
     )
+    erased.saved_searches = _erase_saved_searches(session, customer_ids, identities)
     session.execute(update(Customer).where(Customer.id.in_(customer_ids)).values(merged_into_id=None))
     session.execute(delete(Customer).where(Customer.id.in_(customer_ids)))
     session.flush()
     audit(session, actor_id, "customer.erase", "customer", customer_ids[0], **erased.counts())
+    # Integrations that copied the person elsewhere learn to forget them too: ids and counts, nothing personal.
+    publish(session, AGENTS, "customer.erased",
+            {"customer_id": customer_ids[0], "customer_ids": customer_ids, "erased": erased.counts()})  # fmt: skip
     log.info("erased customer %d: %s", customer_ids[0], erased.counts())
     return erased
 
@@ -173,6 +188,46 @@ def _needles(identities: Sequence[Identity]) -> set[bytes]:
                 if len(form) >= 5:
                     found.add(form.encode())
     return found
+
+
+def _erase_webhook_deliveries(
+    session: Session, customer_ids: Sequence[int], conversation_ids: Sequence[int], identities: Sequence[Identity]
+) -> int:
+    """Outgoing webhook bodies about the person, sent or waiting: they hold the texts and addresses.
+
+    Deliveries are ordered by conversation or by customer, so the key finds
+    nearly all of them; a body that names an address of theirs under another
+    key (a merge event) is found by reading the bodies, a full scan, but
+    erasure is rare. What is waiting is never sent: the person is gone.
+    """
+    keys = [f"customer:{i}" for i in customer_ids] + [f"conversation:{i}" for i in conversation_ids]
+    doomed: set[int] = set()
+    for start in range(0, len(keys), CHUNK):
+        doomed.update(
+            session.scalars(
+                select(WebhookDelivery.id).where(WebhookDelivery.ordering_key.in_(keys[start : start + CHUNK]))
+            )
+        )
+    for needle in {needle.decode() for needle in _needles(identities)}:
+        doomed.update(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.body.contains(needle))))
+    ordered = sorted(doomed)
+    for chunk in _chunks(ordered):
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))
+    return len(ordered)
+
+
+def _erase_saved_searches(session: Session, customer_ids: Sequence[int], identities: Sequence[Identity]) -> int:
+    """Agents' saved searches for the person: by their customer id, or naming one of their addresses."""
+    needles = {needle.decode() for needle in _needles(identities)}
+    doomed = [
+        saved.id
+        for saved in session.scalars(select(SavedSearch))  # a few per agent: read them all
+        if any(f"customer={customer_id}" in saved.arguments.split("&") for customer_id in customer_ids)
+        or any(needle.lower() in saved.arguments.lower() for needle in needles)
+    ]
+    if doomed:
+        session.execute(delete(SavedSearch).where(SavedSearch.id.in_(doomed)))
+    return len(doomed)
 
 
 def _erase_journal(session: Session, interaction_ids: Sequence[int], identities: Sequence[Identity]) -> int:

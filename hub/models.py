@@ -592,3 +592,17 @@ class Lease(Base):
     owner: Mapped[str] = mapped_column(String(200))
     #: Renewed while the owner works; after it, anyone may take the lease over.
     expires_at: Mapped[datetime]
+
+
+class SavedSearch(Base):
+    """A search an agent named to run again: the search page's arguments, as its query string (hub.console.search)."""
+
+    __tablename__ = "saved_search"
+    __table_args__ = (UniqueConstraint("agent_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    #: The search page's query string ("q=refund&channel=sms&preset=30d"), without a cursor.
+    arguments: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -56,6 +56,34 @@ def customer_timeline(
     return result
 
 
+def cursor_showing(session: Session, customer_id: int, interaction_id: int, *, limit: int = 50,
+                   context: int = 2) -> str | None:  # fmt: skip
+    """A timeline cursor whose page holds ``interaction_id`` below ``context`` newer ones; None if the first page does.
+
+    A search hit opens the conversation at the interaction it found, however
+    far down the customer's story that is. Another customer's interaction,
+    or none, is no reason to move: None.
+    """
+    target = session.get(Interaction, interaction_id)
+    if target is None or target.customer_id != resolve(session, customer_id).id:
+        return None
+    newer = list(
+        session.execute(
+            select(Interaction.occurred_at, Interaction.id)
+            .where(
+                Interaction.customer_id == target.customer_id,
+                tuple_(Interaction.occurred_at, Interaction.id) > (target.occurred_at, target.id),
+            )
+            .order_by(Interaction.occurred_at, Interaction.id)
+            .limit(limit)
+        )
+    )
+    if len(newer) < limit:
+        return None  # fewer newer ones than a page: it is on the first
+    anchor = newer[min(context, len(newer) - 1)]
+    return encode_cursor(anchor.occurred_at, anchor.id)
+
+
 def conversation_interactions(session: Session, conversation_id: int) -> TimelinePage:
     """Every interaction of one conversation, oldest first (a thread reads down)."""
     conversation = session.get(Conversation, conversation_id)

@@ -34,7 +34,7 @@ from hub.models import (
     utcnow,
 )
 from hub.runtime import current_runtime
-from hub.timeline import customer_timeline
+from hub.timeline import cursor_showing, customer_timeline
 from hub.web.access import current_agent, local_path, requires, start_session
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static")
@@ -203,7 +203,11 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
     with runtime.database.read() as db:
         conversation = conversations.get_conversation(db, conversation_id)
         found = summary(db, conversation.customer_id)
-        page = customer_timeline(db, found.customer.id, limit=PAGE_SIZE, cursor=request.args.get("cursor"))
+        cursor = request.args.get("cursor")
+        at = request.args.get("at", type=int)
+        if at and not cursor:  # opened from a search hit: the page that shows it
+            cursor = cursor_showing(db, found.customer.id, at, limit=PAGE_SIZE)
+        page = customer_timeline(db, found.customer.id, limit=PAGE_SIZE, cursor=cursor)
         assignee = db.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
         options = conversations.reply_channels(db, conversation, runtime.registry.senders)
         authors = _authors(db, page.interactions)
@@ -221,7 +225,8 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
             ],
             problem=delivery_problem,
             position=live.position(db),
-            cursor=request.args.get("cursor"),
+            cursor=cursor,
+            at=at,
         )
 
 

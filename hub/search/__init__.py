@@ -45,6 +45,21 @@ class IndexDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressTerm:
+    """A phone number or email address typed in a search, as the identities it names.
+
+    Either exact normalised ``values`` (a whole number or address) or a
+    ``pattern`` for LIKE (escape ``\\``) over identity values: the start of a
+    number or address, or an ``@domain``.
+    """
+
+    typed: str
+    kind: str
+    values: tuple[str, ...] = ()
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchQuery:
     text: str
     channels: tuple[str, ...] = ()
@@ -52,10 +67,19 @@ class SearchQuery:
     since: datetime | None = None
     until: datetime | None = None
     customer_id: int | None = None
+    kinds: tuple[str, ...] = ()
+    #: Delivery or call states; "none" is an interaction without one (a note, an inbound chat).
+    statuses: tuple[str, ...] = ()
+    #: The agents who wrote the interactions (replies and notes).
+    agent_ids: tuple[int, ...] = ()
     #: "newest" (keyset pagination) or "relevance".
     order: str = "newest"
     limit: int = 20
     cursor: str | None = None
+    #: On the database backends: the phone numbers and email addresses typed
+    #: in ``text``, taken out of it (``hub.search.addresses``); every one is
+    #: required, and ``text`` may then be empty.
+    addresses: tuple[AddressTerm, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.search import SearchQuery
 from hub.search.query import Facets
+from hub.search.rows import conditions
 
 
 def _sqlite_match(query: SearchQuery) -> tuple[str, dict[str, Any]]:
@@ -56,33 +57,12 @@ _MATCHERS: dict[str, Callable[[SearchQuery], tuple[str, dict[str, Any]]]] = {
 
 def database_facets(session: Session, dialect: str, query: SearchQuery, interval: str) -> tuple[int, Facets]:
     """The number of matches of ``query`` and their facets, counted by the database."""
-    match, params = _MATCHERS[dialect](query)
-    conditions = [match]
-    if query.channels:
-        names = []
-        for n, channel in enumerate(query.channels):
-            params[f"channel{n}"] = channel
-            names.append(f":channel{n}")
-        conditions.append(f"i.channel IN ({', '.join(names)})")
-    if query.direction:
-        conditions.append("i.direction = :direction")
-        params["direction"] = query.direction
-    if query.since:
-        conditions.append("i.occurred_at >= :since")
-        params["since"] = query.since
-    if query.until:
-        conditions.append("i.occurred_at < :until")
-        params["until"] = query.until
-    if query.customer_id is not None:
-        conditions.append("i.customer_id = :customer_id")
-        params["customer_id"] = query.customer_id
-    where = " AND ".join(conditions)
-    if dialect == "sqlite":
-        from hub.search.sqlite_fts import stored_time
-
-        for name in ("since", "until"):
-            if name in params:
-                params[name] = stored_time(params[name])
+    params: dict[str, Any] = {}
+    found = []
+    if query.text.strip():  # an address-only search has no words to match
+        match, params = _MATCHERS[dialect](query)
+        found.append(match)
+    where = " AND ".join(found + conditions(query, params, dialect)) or "true"
     bucket = _BUCKETS[dialect][interval]
     columns = {
         "channel": "i.channel",

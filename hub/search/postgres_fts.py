@@ -27,6 +27,7 @@ from hub.search import (
     SearchQuery,
     query_terms,
 )
+from hub.search.rows import conditions, listing
 
 
 def document(table: str = "") -> str:
@@ -61,27 +62,14 @@ class PostgresFts:
         """Nothing to do: the expression index follows the rows."""
 
     def search(self, session: Session, query: SearchQuery) -> SearchPage:
+        if query.addresses and not query.text.strip():
+            return listing(session, query, "postgresql")
         params: dict[str, Any] = {
             "q": tsquery_expression(query.text),
             "limit": query.limit + 1,
             "options": f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=12",
         }
-        filters = []
-        if query.channels:
-            filters.append("i.channel = ANY(:channels)")
-            params["channels"] = list(query.channels)
-        if query.direction:
-            filters.append("i.direction = :direction")
-            params["direction"] = query.direction
-        if query.since:
-            filters.append("i.occurred_at >= :since")
-            params["since"] = query.since
-        if query.until:
-            filters.append("i.occurred_at < :until")
-            params["until"] = query.until
-        if query.customer_id is not None:
-            filters.append("i.customer_id = :customer_id")
-            params["customer_id"] = query.customer_id
+        filters = conditions(query, params, "postgresql")
         offset = 0
         if query.order == "relevance":
             order = f"ORDER BY ts_rank({document('i')}, q.q) DESC, i.id DESC"

@@ -134,7 +134,7 @@ def _clause(term: Term) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """What the supervisor search narrows by, besides the text (the embedded backends know the first five)."""
+    """What a search narrows by, besides the text: the engine's view of a SearchQuery."""
 
     channels: tuple[str, ...] = ()
     direction: str | None = None
@@ -146,14 +146,16 @@ class Filters:
     agent_ids: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, query: SearchQuery, **extra: Any) -> Filters:
+    def of(cls, query: SearchQuery) -> Filters:
         return cls(
             channels=query.channels,
             direction=query.direction,
             since=query.since,
             until=query.until,
             customer_id=query.customer_id,
-            **extra,
+            kinds=query.kinds,
+            statuses=query.statuses,
+            agent_ids=query.agent_ids,
         )
 
 
@@ -168,7 +170,12 @@ def query_clause(text: str, filters: Filters) -> dict[str, Any]:
     if filters.kinds:
         conditions.append({"terms": {"kind": list(filters.kinds)}})
     if filters.statuses:
-        conditions.append({"terms": {"status": list(filters.statuses)}})
+        # "none" is the facet's name for an interaction without a status.
+        known = [s for s in filters.statuses if s != "none"]
+        either: list[dict[str, Any]] = [{"terms": {"status": known}}] if known else []
+        if "none" in filters.statuses:
+            either.append({"bool": {"must_not": {"exists": {"field": "status"}}}})
+        conditions.append({"bool": {"should": either, "minimum_should_match": 1}})
     if filters.agent_ids:
         conditions.append({"terms": {"agent_id": list(filters.agent_ids)}})
     if filters.customer_id is not None:

@@ -77,6 +77,7 @@ from hub.search import (
     SearchQuery,
     query_terms,
 )
+from hub.search.rows import listing, row_conditions
 
 FTS_TABLE = "interaction_fts"
 
@@ -188,6 +189,8 @@ class SqliteFts:
 
     def search(self, session: Session, query: SearchQuery, plan: Plan | None = None) -> SearchPage:
         """One page of hits; ``plan`` forces a plan for newest-first (tests compare them)."""
+        if query.addresses and not query.text.strip():
+            return listing(session, query, "sqlite")
         search = _Search(session, query, self.tuning)
         if query.order == "relevance":
             offset = int(query.cursor) if query.cursor and query.cursor.isdigit() else 0
@@ -272,6 +275,8 @@ class _Search:
         else:
             self.walk_index = TIME_INDEX
             self.index_filters += [f for f in (channel_filter, direction_filter) if f]
+        # Kind, status, agent and addresses: no walked index holds them.
+        self.row_filters += row_conditions(query, self.params)
         self.walk_skips_rows = self.walk_index == TIME_INDEX and bool(channel_filter or direction_filter)
         if query.since:
             self.index_filters.append("i.occurred_at >= :since")

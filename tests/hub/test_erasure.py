@@ -15,6 +15,7 @@ import base64
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
@@ -26,7 +27,7 @@ from sqlalchemy import func, select, text
 from hub.cli import cli
 from hub.erasure import apply_retention
 from hub.ingest import record_unparseable
-from hub.models import AuditRecord, Base, Customer, Interaction, JournalEntry, Role, utcnow
+from hub.models import Agent, AuditRecord, Base, Customer, Interaction, JournalEntry, Role, SavedSearch, utcnow
 from hub.runtime import Runtime
 from tests.conftest import make_agent
 from tests.hub.events import event_json, post_event
@@ -76,6 +77,14 @@ def the_person(client: FlaskClient, runtime: Runtime, auth: dict[str, str]) -> i
     )  # fmt: skip
     assert added.status_code == 201
     with runtime.database.write() as session:
+        # Agents' saved searches for the person: by address (as the page encodes it) and by customer.
+        agent_id = session.scalars(select(Agent.id)).first()
+        assert agent_id is not None
+        session.add_all([
+            SavedSearch(agent_id=agent_id, name="Their mail", arguments=urlencode({"q": EMAIL})),
+            SavedSearch(agent_id=agent_id, name="Theirs", arguments=f"q=order&customer={customer_id}"),
+            SavedSearch(agent_id=agent_id, name="Refunds", arguments="q=refund&channel=sms"),
+        ])  # fmt: skip
         record_unparseable(
             session, source="twilio.message", raw=f"From=%2B{PHONE[1:]}&Body=qqzorblat".encode(),
             content_type="application/x-www-form-urlencoded", error="MessageSid: is required",
@@ -155,6 +164,8 @@ def test_erase_through_the_cli_leaves_no_trace_and_an_audit_record_of_counts(
         assert record is not None
         assert record.details["interactions"] == 3
         assert record.details["customers"] == 3
+        assert record.details["saved_searches"] == 2
+        assert list(session.scalars(select(SavedSearch.name))) == ["Refunds"]  # not about them: kept
 
 
 def test_erase_through_the_api_is_for_admins_and_leaves_no_trace(

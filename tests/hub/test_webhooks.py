@@ -467,3 +467,39 @@ def test_delivery_status_reports_and_the_consoles_conversation_events_are_sent(
     assert bodies[1]["data"]["assignee_id"] == 1
     assert bodies[1]["data"]["conversation"]["id"] == conversation_id
     assert (bodies[2]["data"]["from"], bodies[2]["data"]["to"]) == ("open", "closed")
+
+
+def test_an_erasure_is_sent_and_the_delivery_log_forgets_the_person(
+    hooked: Callable[..., Flask], receiver: Receiver
+) -> None:
+    app = hooked()
+    runtime, client = app.extensions["corridor"], app.test_client()
+    headers = _auth(runtime)
+    _subscribe(client, headers, receiver.url, "interaction.created", "customer.erased")
+    _ingest(
+        runtime,
+        event(Channel.SMS, "+14155550111", text="qqprivate words of the person"),
+        event(Channel.SMS, "+14155550122", text="Bob's own words"),
+    )
+    _wait_feed(runtime, "interaction.created", 2)
+    pump = Pump(runtime)
+    receiver.wait_for(lambda: len(receiver.acknowledged()) == 2, pump=pump)
+    with runtime.database.read() as session:
+        person = session.scalars(select(Interaction.customer_id).where(Interaction.text.contains("qqprivate"))).one()
+
+    erased = client.post(f"/api/customers/{person}/erase", headers=headers)
+
+    assert erased.status_code == 200, erased.json
+    assert erased.json["erased"]["webhook_deliveries"] == 1
+    receiver.wait_for(lambda: len(receiver.acknowledged()) == 3, pump=pump)
+    sent = receiver.requests[-1].body
+    assert sent["type"] == "customer.erased"
+    assert sent["data"]["customer_id"] == person
+    assert sent["data"]["customer_ids"] == [person]
+    assert sent["data"]["erased"]["interactions"] == 1
+    assert b"qqprivate" not in receiver.requests[-1].raw
+    assert b"4155550111" not in receiver.requests[-1].raw
+    with runtime.database.read() as session:
+        bodies = list(session.scalars(select(WebhookDelivery.body)))
+    assert not [b for b in bodies if "qqprivate" in b or "4155550111" in b]
+    assert any("Bob's own words" in b for b in bodies)  # someone else's log stays

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +44,14 @@ def id_value(value: Any, field: str, what: str = "an id") -> int:
     return value
 
 
-def int_arg(name: str, default: int, low: int, high: int) -> int:
+def int_arg(name: str, default: int, low: int, high: int, args: Mapping[str, str] | None = None) -> int:
+    if args is not None:
+        raw = args.get(name) or ""
+        if not raw:
+            return default
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise ApiError(400, name, f"must be a whole number between {low} and {high}")
+        return int(raw)
     return int(_number_arg(name, default, low, high, int, "a whole number"))
 
 
@@ -74,8 +81,9 @@ def _number_arg(name: str, default: float, low: float, high: float, parse: Calla
     return value
 
 
-def time_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
+def time_arg(name: str, args: Mapping[str, str] | None = None) -> datetime | None:
+    """An ISO 8601 time from the query (or ``args``), in UTC; a time without a zone is UTC."""
+    raw = (request.args if args is None else args).get(name)
     if not raw:
         return None
     try:

@@ -2,9 +2,10 @@
 
 The same meaning on every backend (words, "phrases", prefix*; filters;
 newest first or by relevance). Facets come from the engine in the same
-request as the page, or from the database on the embedded backends. The
-filters by kind, status and agent need an engine. The export streams every
-match, in pages, as CSV; who exported what, and how many rows, goes to the
+request as the page, or from the database on the embedded backends. Typed
+phone numbers and email addresses find the interactions from and to them
+(``hub.search.addresses``; an engine reads them itself). The export streams
+every match, in pages, as CSV; who exported what, and how many rows, goes to the
 audit log. An engine that is unavailable is a 503, never a 500: ingest and
 the timeline keep working meanwhile.
 """
@@ -14,19 +15,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from hub import customers
 from hub.events import Channel, InteractionKind
 from hub.models import Interaction
 from hub.runtime import Runtime, current_runtime
-from hub.search import SearchQuery
+from hub.search import SearchHit, SearchQuery
+from hub.search.addresses import with_addresses
 from hub.search.engine import EngineBackend, EngineError, EngineRequestError
 from hub.search.facets import database_facets
 from hub.search.query import INTERVALS, NEWEST_SORT, Facets, Filters, query_clause
@@ -42,64 +45,64 @@ EXPORT_COLUMNS = ("interaction_id", "occurred_at", "channel", "direction", "kind
                   "conversation_id", "from", "to", "subject", "text")  # fmt: skip
 
 
-def _list_arg(name: str) -> tuple[str, ...]:
-    return tuple(v for value in request.args.getlist(name) for v in value.split(",") if v)
+def _list_arg(args: MultiDict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(v for value in args.getlist(name) for v in value.split(",") if v)
 
 
-def _parse() -> tuple[SearchQuery, Filters]:
-    q = request.args.get("q", "")
+def parse_search(args: MultiDict[str, str]) -> SearchQuery:
+    """The search the arguments ask for (the API's and the search page's); ApiError names a bad one."""
+    q = args.get("q", "")
     if not q.strip():
         raise ApiError(400, "q", "is required")
-    channels = _list_arg("channel")
+    channels = _list_arg(args, "channel")
     for channel in channels:
         if channel not in {c.value for c in Channel}:
             raise ApiError(400, "channel", f"unknown channel {channel!r}")
-    direction = request.args.get("direction") or None
+    direction = args.get("direction") or None
     if direction not in (None, "inbound", "outbound", "internal"):
         raise ApiError(400, "direction", "must be inbound, outbound or internal")
-    order = request.args.get("order", "newest")
+    order = args.get("order") or "newest"
     if order not in {"newest", "relevance"}:
         raise ApiError(400, "order", "must be newest or relevance")
-    customer = request.args.get("customer")
+    customer = args.get("customer") or None
     if customer is not None and not (customer.isascii() and customer.isdigit() and 0 < int(customer) <= MAX_ID):
         raise ApiError(400, "customer", "must be a customer id")
-    kinds = _list_arg("kind")
+    kinds = _list_arg(args, "kind")
     for kind in kinds:
         if kind not in {k.value for k in InteractionKind}:
             raise ApiError(400, "kind", f"unknown kind {kind!r}")
-    agents = _list_arg("agent")
+    agents = _list_arg(args, "agent")
     for agent in agents:
         if not (agent.isascii() and agent.isdigit() and 0 < int(agent) <= MAX_ID):
             raise ApiError(400, "agent", f"must be agent ids, got {agent!r}")
-    query = SearchQuery(
+    return SearchQuery(
         text=q,
         channels=channels,
         direction=direction,
-        since=time_arg("since"),
-        until=time_arg("until"),
+        since=time_arg("since", args),
+        until=time_arg("until", args),
         customer_id=int(customer) if customer else None,
+        kinds=kinds,
+        statuses=_list_arg(args, "status"),
+        agent_ids=tuple(int(a) for a in agents),
         order=order,
-        limit=int_arg("limit", 20, 1, 100),
-        cursor=request.args.get("cursor") or None,
+        limit=int_arg("limit", 20, 1, 100, args),
+        cursor=args.get("cursor") or None,
     )
-    extra = {"kinds": kinds, "statuses": _list_arg("status"), "agent_ids": tuple(int(a) for a in agents)}
-    return query, Filters.of(query, **extra)
 
 
-def _engine_only(runtime: Runtime, filters: Filters) -> None:
-    if isinstance(runtime.search, EngineBackend):
-        return
-    for name, value in (("kind", filters.kinds), ("status", filters.statuses), ("agent", filters.agent_ids)):
-        if value:
-            raise ApiError(400, name, f"filtering by {name} needs a search engine ([search] backend)")
+def _resolved(session: Session, runtime: Runtime, query: SearchQuery) -> tuple[SearchQuery, Filters]:
+    """The query as the backend reads it.
 
-
-def _resolved(session: Session, query: SearchQuery, filters: Filters) -> tuple[SearchQuery, Filters]:
-    """A merged customer's id searched as the customer it was merged into."""
-    if query.customer_id is None:
-        return query, filters
-    customer_id = customers.resolve(session, query.customer_id).id
-    return replace(query, customer_id=customer_id), replace(filters, customer_id=customer_id)
+    A merged customer's id is searched as the customer it was merged into; on
+    the database backends, typed phone numbers and email addresses become the
+    identities they name (an engine indexes the addresses itself).
+    """
+    if query.customer_id is not None:
+        query = replace(query, customer_id=customers.resolve(session, query.customer_id).id)
+    if not isinstance(runtime.search, EngineBackend):
+        query = with_addresses(session, query, runtime.pipeline.default_region)
+    return query, Filters.of(query)
 
 
 def _unavailable(exc: EngineError) -> ApiError:
@@ -122,37 +125,47 @@ def facets_json(total: int, facets: Facets) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[SearchHit]
+    next_cursor: str | None
+    #: The number of matches and their facets, when asked for (an engine may count without facets).
+    total: int | None = None
+    facets: Facets | None = None
+
+
+def run_search(runtime: Runtime, query: SearchQuery, interval: str | None) -> SearchResult:
+    """One page of ``query`` on the configured backend, with facets by ``interval`` unless it is None."""
+    with runtime.database.read() as session:
+        query, filters = _resolved(session, runtime, query)
+        backend = runtime.search
+        if isinstance(backend, EngineBackend):
+            try:
+                result = backend.run(query, filters, interval)
+            except EngineError as exc:
+                raise _unavailable(exc) from None
+            return SearchResult(result.page.hits, result.page.next_cursor, result.total, result.facets)
+        page = backend.search(session, query)
+        if interval is None:
+            return SearchResult(page.hits, page.next_cursor)
+        total, counted = database_facets(session, runtime.database.dialect, query, interval)
+        return SearchResult(page.hits, page.next_cursor, total, counted)
+
+
 @api.get("/search")
 @requires("search")
 def search() -> ResponseReturnValue:
-    query, filters = _parse()
-    facets = request.args.get("facets", "")
+    query = parse_search(request.args)
     interval = request.args.get("interval", "day")
     if interval not in INTERVALS:
         raise ApiError(400, "interval", f"must be one of {', '.join(INTERVALS)}")
-    want_facets = facets.lower() in ("1", "true", "yes")
-    runtime = current_runtime()
-    _engine_only(runtime, filters)
-    with runtime.database.read() as session:
-        query, filters = _resolved(session, query, filters)
-        backend = runtime.search
-        body: dict[str, Any]
-        if isinstance(backend, EngineBackend):
-            try:
-                result = backend.run(query, filters, interval if want_facets else None)
-            except EngineError as exc:
-                raise _unavailable(exc) from None
-            body = {"hits": [hit_json(h) for h in result.page.hits], "next_cursor": result.page.next_cursor,
-                    "total": result.total}  # fmt: skip
-            if result.facets is not None:
-                body["facets"] = facets_json(result.total, result.facets)
-            return jsonify(body)
-        page = backend.search(session, query)
-        body = {"hits": [hit_json(h) for h in page.hits], "next_cursor": page.next_cursor}
-        if want_facets:
-            total, counted = database_facets(session, runtime.database.dialect, query, interval)
-            body["total"] = total
-            body["facets"] = facets_json(total, counted)
+    want_facets = request.args.get("facets", "").lower() in ("1", "true", "yes")
+    result = run_search(current_runtime(), query, interval if want_facets else None)
+    body: dict[str, Any] = {"hits": [hit_json(h) for h in result.hits], "next_cursor": result.next_cursor}
+    if result.total is not None:
+        body["total"] = result.total
+    if result.facets is not None and result.total is not None:
+        body["facets"] = facets_json(result.total, result.facets)
     return jsonify(body)
 
 
@@ -194,19 +207,19 @@ def _rows(session: Session, ids: list[int]) -> list[list[Any]]:
 @requires("search.export")
 def export() -> ResponseReturnValue:
     """Every match as CSV, streamed page by page; audited with who asked, the search and the rows sent."""
-    query, filters = _parse()
+    query = parse_search(request.args)
+    typed = query.text
     runtime = current_runtime()
-    _engine_only(runtime, filters)
     actor = acting_agent_id()
     with runtime.database.read() as session:
-        query, filters = _resolved(session, query, filters)
+        query, filters = _resolved(session, runtime, query)
     pages = _matching_ids(runtime, query, filters)
     try:
         first = next(pages, [])
     except EngineError as exc:
         raise _unavailable(exc) from None
     audited = {
-        "q": query.text,
+        "q": typed,
         "channel": list(query.channels),
         "direction": query.direction,
         "since": iso_time(query.since),

@@ -144,15 +144,15 @@ def _enum(values: Any) -> dict[str, Any]:
 def _search_parameters() -> list[dict[str, Any]]:
     """The search and its filters, shared by the search and its export."""
     return [
-        {**_query("q", 'Words, "phrases", prefix*'), "example": "order"},
+        {**_query("q", 'Words, "phrases", prefix*, phone numbers and email addresses as typed'), "example": "order"},
         _query("channel", "Repeat or comma-separate"),
         _query("direction", "inbound, outbound, internal"),
         _query("since", "ISO 8601"),
         _query("until", "ISO 8601"),
         _query("customer", "Customer id", {"type": "integer"}),
-        _query("kind", "message, call, voicemail, note...; repeat or comma-separate (engine backends)"),
-        _query("status", "Delivery or call status; repeat or comma-separate (engine backends)"),
-        _query("agent", "Id of the agent who wrote it; repeat or comma-separate (engine backends)"),
+        _query("kind", "message, call, voicemail, note...; repeat or comma-separate"),
+        _query("status", "Delivery or call status, or none; repeat or comma-separate"),
+        _query("agent", "Id of the agent who wrote it; repeat or comma-separate"),
     ]
 
 

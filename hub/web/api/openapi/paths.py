@@ -360,11 +360,12 @@ def paths() -> dict[str, Any]:
                 "summary": "Full-text search over every interaction, with facets",
                 "description": (
                     'Words, "phrases" and prefix* on every backend; every term is required and nothing typed is '
-                    "a syntax error. On a search engine (elasticsearch, opensearch) a phone number matches however it "
-                    "is typed ('+49 30 2312', '030 2312') and an address by its beginning ('maria.keller@'); pages "
-                    "continue past 10,000 hits (search_after). Facets (facets=1) are counted by the engine, or by "
-                    "the database on SQLite and PostgreSQL full text. Filtering by kind, status or agent needs an "
-                    "engine (400 on the embedded backends). 503 while the engine is unavailable."
+                    "a syntax error. A phone number matches however it is typed ('030 2312 5042', '+49 30 2312' "
+                    "for the start of numbers) and an email address whole, by its beginning ('maria.keller@') or "
+                    "by its domain ('@example.com'): on a search engine (elasticsearch, opensearch) the addresses "
+                    "and numbers of the interactions, on SQLite and PostgreSQL full text the customer identities "
+                    "they name. Engine pages continue past 10,000 hits (search_after). Facets (facets=1) are "
+                    "counted by the engine, or by the database. 503 while the engine is unavailable."
                 ),
                 "parameters": [
                     *_search_parameters(),
