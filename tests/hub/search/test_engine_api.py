@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -160,3 +161,27 @@ def test_an_engine_that_goes_away_stops_neither_ingest_nor_the_timeline(
     assert [h["snippet"] for h in hits] == ["during the <mark>outage</mark>", "before the <mark>outage</mark>"]
     assert client.get("/api/health").json["status"] == "ok"
     assert check(engine_runtime.database, engine).ok
+
+
+def test_the_search_page_runs_on_the_engine_and_status_none_is_a_filter(
+    engine_app: Flask, engine_runtime: Runtime
+) -> None:
+    from tests.hub.console import log_in
+
+    fill(engine_runtime, 60)
+    make_agent(engine_runtime, Role.AGENT, "ana@corridor.test", password="a long enough password")
+    client = engine_app.test_client()
+    assert log_in(client, "ana@corridor.test", "a long enough password").status_code == 302
+    expected = [i for i in truth(engine_runtime, "parcel") if i.channel == "sms"]
+    page = client.get("/search?q=parcel&channel=sms").get_data(as_text=True)
+    assert f"<strong>{len(expected)}</strong> interactions match" in page
+    shown = [int(i) for i in re.findall(r'class="hit [a-z]+" data-interaction="(\d+)"', page)]
+    assert shown == [i.id for i in expected][: len(shown)]
+    assert len(shown) == min(25, len(expected))
+    # "none" is the facet's name for an interaction without a status; as a filter it finds exactly those.
+    headers = supervisor(engine_runtime)
+    everything = truth(engine_runtime, "parcel")
+    body = client.get("/api/search?q=parcel&status=none&facets=1&limit=100", headers=headers).json
+    assert body["total"] == sum(1 for i in everything if i.status is None) > 0
+    both = client.get("/api/search?q=parcel&status=none,received&facets=1", headers=headers).json
+    assert both["total"] == sum(1 for i in everything if i.status in (None, "received"))
