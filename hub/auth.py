@@ -165,6 +165,7 @@ def attempt_login(
     blocked = [row.blocked_until for row in rows.values() if row.blocked_until is not None and row.blocked_until > now]
     if blocked:
         minutes = max(1, math.ceil((max(blocked) - now).total_seconds() / 60))
+        _audit_failure(session, email, address, throttled=True)
         return LoginOutcome(
             None,
             f"Too many failed logins for this account or from this address. Try again in {minutes} minute"
@@ -174,7 +175,9 @@ def attempt_login(
     agent = agent_for_login(session, email, password)
     if agent is not None:
         session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        audit(session, agent.id, "agent.login", "agent", agent.id, address=address)
         return LoginOutcome(agent)
+    _audit_failure(session, email, address, throttled=False)
     for key in keys:
         row = rows.get(key)
         if row is None:
@@ -194,6 +197,20 @@ def attempt_login(
             row.blocked_until = now + policy.window
     session.flush()
     return LoginOutcome(None, "Unknown email or wrong password.")
+
+
+def _audit_failure(session: Session, email: str, address: str | None, *, throttled: bool) -> None:
+    """A failed login to an existing account, in the audit trail (not the text typed: it may be a password).
+
+    Failures for addresses that are no account are counted by the throttle
+    only: recording them would let anyone fill the audit trail.
+    """
+    try:
+        known = session.scalar(select(Agent.id).where(Agent.email == normalise_email(email)))
+    except ValueError:
+        return
+    if known is not None:
+        audit(session, None, "agent.login_failed", "agent", known, address=address, throttled=throttled)
 
 
 def end_sessions(agent: Agent) -> None:

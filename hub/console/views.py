@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from hub import conversations, live, replies
 from hub.auth import AgentView, LoginPolicy, attempt_login, end_sessions
 from hub.console.words import delivery_problem
-from hub.customers import like_pattern, summary, typed_phone
+from hub.customers import audit, like_pattern, summary, typed_phone
 from hub.events import Channel
 from hub.models import (
     Agent,
@@ -35,7 +35,7 @@ from hub.models import (
 )
 from hub.runtime import current_runtime
 from hub.timeline import cursor_showing, customer_timeline
-from hub.web.access import current_agent, local_path, requires, start_session
+from hub.web.access import current_agent, local_path, record_view, requires, start_session
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static")
 
@@ -78,6 +78,7 @@ def logout() -> ResponseReturnValue:
             found = db.get(Agent, agent.id)
             if found is not None:
                 end_sessions(found)
+                audit(db, agent.id, "agent.logout", "agent", agent.id, address=request.remote_addr)
     session.clear()
     return redirect(url_for("pages.login"))
 
@@ -140,8 +141,9 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
         if found.customer.id != customer_id:
             return redirect(url_for("pages.customer_page", customer_id=found.customer.id))
         page = customer_timeline(db, customer_id, limit=PAGE_SIZE, cursor=request.args.get("cursor"))
-        return render_template(
-            "_timeline.html" if request.args.get("fragment") else "timeline.html",
+        fragment = bool(request.args.get("fragment"))
+        html = render_template(
+            "_timeline.html" if fragment else "timeline.html",
             found=found,
             page=page,
             agent=current_agent(),
@@ -150,6 +152,9 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
             problem=delivery_problem,
             position=live.position(db),
         )
+    if not fragment and not request.args.get("cursor"):  # a look at the customer, not a live refresh or a page of it
+        record_view(customer_id, "console.customer")
+    return html
 
 
 # -- the inbox -------------------------------------------------------------------------------------
@@ -211,8 +216,9 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
         assignee = db.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
         options = conversations.reply_channels(db, conversation, runtime.registry.senders)
         authors = _authors(db, page.interactions)
-        template = "conversation_live.html" if request.args.get("fragment") else "conversation.html"
-        return render_template(
+        fragment = bool(request.args.get("fragment"))
+        template = "conversation_live.html" if fragment else "conversation.html"
+        html = render_template(
             template,
             conversation=conversation,
             found=found,
@@ -228,6 +234,9 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
             cursor=cursor,
             at=at,
         )
+    if not fragment and not request.args.get("cursor"):
+        record_view(found.customer.id, "console.conversation", conversation_id=conversation_id)
+    return html
 
 
 def _authors(db: Session, interactions: list[Interaction]) -> dict[int, str]:

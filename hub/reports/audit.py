@@ -1,10 +1,12 @@
 """The audit trail, readable: filters, keyset pages newest first, retention.
 
 Records are written where the change happens (``hub.customers.audit``); this
-module reads them. Actions in use: ``login``, ``customer.view``,
-``customer.merge``, ``customer.unmerge``, ``identity.add``,
-``identity.remove``, ``agent.create``, ``agent.role``, ``customer.erase``,
-``export`` (see the README's audit section for who writes which).
+module reads them. Actions in use: ``agent.login``, ``agent.login_failed``,
+``agent.logout``, ``customer.view`` (API and console), ``customer.merge``,
+``customer.unmerge``, ``identity.add``, ``identity.remove``,
+``agent.create``, ``agent.password``, ``agent.deactivate``, ``agent.logout_everywhere``,
+``conversation.assign``, ``conversation.status``, ``customer.erase``,
+``search.export`` (see the README's audit section for who writes which).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import abort, g, redirect, request, session, url_for
 
 from hub.auth import AgentView, agent_for_token, allowed
+from hub.customers import audit
 from hub.models import Agent
 from hub.runtime import current_runtime
 
@@ -118,3 +119,10 @@ def requires(permission: str, *, page: bool = False) -> Callable[[F], F]:
         return cast(F, wrapper)
 
     return decorate
+
+
+def record_view(customer_id: int, via: str, **details: Any) -> None:
+    """Who looked at which customer, for the audit trail (its own short write: the view itself only reads)."""
+    agent = current_agent()
+    with current_runtime().database.write() as session:
+        audit(session, agent.id if agent else None, "customer.view", "customer", customer_id, via=via, **details)

@@ -9,12 +9,15 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from flask.cli import ScriptInfo
 from flask.testing import FlaskClient
+from sqlalchemy import delete, select
 
 from hub.cli import cli
-from hub.models import Role
+from hub.events import Channel
+from hub.models import Agent, AuditRecord, Interaction, LoginThrottle, Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
 from tests.hub.console import form_token
+from tests.hub.events import event, put
 
 EMAIL, PASSWORD = "mia@corridor.test", "correct horse"
 
@@ -89,6 +92,48 @@ def test_repeated_failures_block_the_account_and_the_address_with_a_clear_messag
     make_agent(app.extensions["corridor"], Role.AGENT, email="leo@corridor.test", password=PASSWORD)
     assert log_in(client, email="leo@corridor.test", address="10.0.0.9") == 429
     assert log_in(client, email="leo@corridor.test", address="10.0.0.3") == 302
+
+
+def test_logins_logouts_failures_and_console_views_are_in_the_audit_trail(make_app: AppFactory) -> None:
+    app = make_app(auth={"login_max_failures": 2})
+    corridor_runtime: Runtime = app.extensions["corridor"]
+    make_agent(corridor_runtime, Role.AGENT, email=EMAIL, password=PASSWORD)
+    put(corridor_runtime, event(Channel.SMS, "+14155550142", text="Where is my parcel?"))
+    with corridor_runtime.database.read() as session:
+        customer_id, conversation_id = session.execute(
+            select(Interaction.customer_id, Interaction.conversation_id)
+        ).one()
+    client = app.test_client()
+    assert log_in(client, password="a wrong guess", address="10.0.0.9") == 401
+    assert log_in(client, email="nobody@corridor.test", password="x", address="10.0.0.8") == 401
+    assert log_in(client, password="another guess", address="10.0.0.9") == 401
+    assert log_in(client, address="10.0.0.7") == 429  # throttled, even with the right password
+    with corridor_runtime.database.write() as session:
+        session.execute(delete(LoginThrottle))
+    assert log_in(client, address="10.0.0.7") == 302
+    client.get(f"/customers/{customer_id}")
+    client.get(f"/customers/{customer_id}?fragment=1")  # a live refresh: not a look
+    client.get(f"/conversations/{conversation_id}")
+    client.post(
+        "/logout", data={"csrf_token": form_token(client, "/customers")}, environ_base={"REMOTE_ADDR": "10.0.0.7"}
+    )
+
+    with corridor_runtime.database.read() as session:
+        mia = session.scalars(select(Agent.id).where(Agent.email == EMAIL)).one()
+        records = list(session.scalars(select(AuditRecord).order_by(AuditRecord.id)))
+    trail = [(r.action, r.actor_id, r.target_id, r.details.get("address"), r.details.get("via")) for r in records
+             if r.action.startswith(("agent.log", "customer.view"))]  # fmt: skip
+    assert trail == [
+        ("agent.login_failed", None, mia, "10.0.0.9", None),  # nobody@ is no account: not recorded
+        ("agent.login_failed", None, mia, "10.0.0.9", None),
+        ("agent.login_failed", None, mia, "10.0.0.7", None),
+        ("agent.login", mia, mia, "10.0.0.7", None),
+        ("customer.view", mia, customer_id, None, "console.customer"),
+        ("customer.view", mia, customer_id, None, "console.conversation"),
+        ("agent.logout", mia, mia, "10.0.0.7", None),
+    ]
+    assert [r.details["throttled"] for r in records if r.action == "agent.login_failed"] == [False, False, True]
+    assert not [r for r in records if "guess" in repr(r.details)]  # what was typed is never kept
 
 
 def test_the_bearer_scheme_is_case_insensitive(client: FlaskClient, auth: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from hub import customers, erasure
 from hub.events import IdentityKind
 from hub.runtime import current_runtime
 from hub.timeline import customer_timeline
-from hub.web.access import requires
+from hub.web.access import record_view, requires
 from hub.web.api.args import acting_agent_id, id_value, int_arg, json_body
 from hub.web.api.blueprint import api
 from hub.web.api.shapes import conversation_json, customer_json, identity_json, merge_json, page_json
@@ -48,14 +48,8 @@ def get_customer(customer_id: int) -> ResponseReturnValue:
             "conversations": [conversation_json(c) for c in found.conversations],
             "interaction_count": found.interaction_count,
         }
-    _audit_view(found.customer.id, "api.customer")
+    record_view(found.customer.id, "api.customer")
     return jsonify(body)
-
-
-def _audit_view(customer_id: int, via: str) -> None:
-    """Who looked at which customer, for the audit trail (its own short write: the view itself only reads)."""
-    with current_runtime().database.write() as session:
-        customers.audit(session, acting_agent_id(), "customer.view", "customer", customer_id, via=via)
 
 
 @api.get("/customers/<int:customer_id>/timeline")
@@ -66,7 +60,7 @@ def get_timeline(customer_id: int) -> ResponseReturnValue:
         page = customer_timeline(session, customer_id, limit=limit, cursor=request.args.get("cursor"))
         if request.args.get("cursor") is None:
             # One record per look at a customer, not one per page of it.
-            _audit_view(page.customer_id, "api.timeline")
+            record_view(page.customer_id, "api.timeline")
         return jsonify(
             {
                 "customer_id": page.customer_id,
