@@ -26,9 +26,10 @@ import urllib3
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
+from hub.db import Database
 from hub.integrations import TEST_EVENT, WebhookSettings
 from hub.integrations.signing import HEADER, signature
-from hub.integrations.subscriptions import ACTIVE, pause
+from hub.integrations.subscriptions import ACTIVE, pause, queue_test
 from hub.integrations.targets import Resolver, TargetRefused, check_url
 from hub.models import WebhookDelivery, WebhookSubscription, utcnow
 
@@ -186,7 +187,15 @@ def send(claimed: Claimed, settings: WebhookSettings, resolver: Resolver | None 
         return outcome(status, f"HTTP {status}" + (f": {text}" if text else ""))
     except urllib3.exceptions.HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
-        kind = "timed out" if isinstance(exc, urllib3.exceptions.TimeoutError) else "failed"
+        # urllib3 makes a refused connection a kind of connect timeout: it is not one to the admin reading the log.
+        if isinstance(exc, urllib3.exceptions.NewConnectionError) or isinstance(
+            reason, urllib3.exceptions.NewConnectionError
+        ):
+            kind = "could not connect"
+        elif isinstance(exc, urllib3.exceptions.TimeoutError):
+            kind = "timed out"
+        else:
+            kind = "failed"
         return outcome(None, f"{kind}: {reason}")
     finally:
         pool.close()
@@ -232,3 +241,16 @@ def record(session: Session, settings: WebhookSettings, result: Outcome, *, now:
             actor_id=None,
         )
     session.flush()
+
+
+def send_test_now(database: Database, settings: WebhookSettings, subscription_id: int) -> int:
+    """Queue a ``webhook.test`` for the subscription, send it at once (even while paused), log it; its id.
+
+    Three short transactions: the request is not made while holding the writer.
+    """
+    with database.write() as session:
+        claimed = claim_test(session, queue_test(session, subscription_id))
+    outcome = send(claimed, settings)
+    with database.write() as session:
+        record(session, settings, outcome)
+    return claimed.id

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.customers import NotFound, audit
@@ -228,6 +228,16 @@ def delivery_log(
     more = len(rows) > limit
     rows = rows[:limit]
     return DeliveryPage(rows, str(rows[-1].id) if more and rows else None)
+
+
+def pending_counts(session: Session) -> dict[int, int]:
+    """Deliveries waiting to be sent (or retried), per subscription."""
+    rows = session.execute(
+        select(WebhookDelivery.subscription_id, func.count())
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.event_type != TEST_EVENT)
+        .group_by(WebhookDelivery.subscription_id)
+    )
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def health(session: Session) -> dict[str, Any]:

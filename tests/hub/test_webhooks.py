@@ -36,6 +36,7 @@ from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent
 from tests.hub.events import at, event
 from tests.hub.receiver import Receiver, receiving
+from tests.services import free_port
 
 FAST = {
     "allowed_hosts": ["127.0.0.1"],
@@ -503,3 +504,15 @@ def test_an_erasure_is_sent_and_the_delivery_log_forgets_the_person(
         bodies = list(session.scalars(select(WebhookDelivery.body)))
     assert not [b for b in bodies if "qqprivate" in b or "4155550111" in b]
     assert any("Bob's own words" in b for b in bodies)  # someone else's log stays
+
+
+def test_a_refused_connection_is_logged_as_such_not_as_a_timeout(hooked: Callable[..., Flask]) -> None:
+    app = hooked()
+    runtime, client = app.extensions["corridor"], app.test_client()
+    headers = _auth(runtime)
+    subscription = _subscribe(client, headers, f"http://127.0.0.1:{free_port()}/nobody", "interaction.created")
+    attempt = client.post(f"/api/subscriptions/{subscription['id']}/test", headers=headers).json
+    assert attempt["status"] == "failed"
+    assert attempt["response_code"] is None
+    assert attempt["last_error"].startswith("could not connect: ")
+    assert "Connection refused" in attempt["last_error"]

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from hub.integrations import EVENT_TYPES, webhook_settings
 from hub.integrations import subscriptions as service
-from hub.integrations.delivery import claim_test, record, send
+from hub.integrations.delivery import send_test_now
 from hub.models import WebhookDelivery, WebhookSubscription
 from hub.runtime import current_runtime
 from hub.web.access import requires
@@ -141,12 +141,8 @@ def list_deliveries(subscription_id: int) -> ResponseReturnValue:
 def send_test(subscription_id: int) -> ResponseReturnValue:
     """Send a ``webhook.test`` event now (even while paused) and answer with the logged attempt."""
     runtime = current_runtime()
-    settings = webhook_settings(runtime.settings)
-    with runtime.database.write() as session:
-        claimed = claim_test(session, service.queue_test(session, subscription_id))
-    outcome = send(claimed, settings)
-    with runtime.database.write() as session:
-        record(session, settings, outcome)
-        delivery = session.get(WebhookDelivery, claimed.id)
+    delivery_id = send_test_now(runtime.database, webhook_settings(runtime.settings), subscription_id)
+    with runtime.database.read() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
         assert delivery is not None
         return jsonify(delivery_json(delivery)), 200
