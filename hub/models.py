@@ -606,3 +606,18 @@ class SavedSearch(Base):
     #: The search page's query string ("q=refund&channel=sms&preset=30d"), without a cursor.
     arguments: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedResponse(Base):
+    """A reply snippet the team shares, its placeholders filled in when inserted (hub.canned)."""
+
+    __tablename__ = "canned_response"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: Typed as ``/shortcut`` in a reply, then Tab: lower-case letters, digits, - and _.
+    shortcut: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    #: The text with ``{{customer.first_name}}``-style placeholders.
+    text: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

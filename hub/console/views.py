@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from hub import conversations, live, replies
+from hub import canned, conversations, live, replies
 from hub.auth import AgentView, LoginPolicy, attempt_login, end_sessions
 from hub.console.words import delivery_problem
 from hub.customers import audit, like_pattern, summary, typed_phone
@@ -216,6 +216,9 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
         assignee = db.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
         options = conversations.reply_channels(db, conversation, runtime.registry.senders)
         authors = _authors(db, page.interactions)
+        me = current_agent()
+        context = canned.Context(found.customer.display_name or "", me.name if me else "", conversation.subject or "")
+        snippets = [(s.shortcut, s.title, canned.render(s.text, context)) for s in canned.list_canned(db)]
         fragment = bool(request.args.get("fragment"))
         template = "conversation_live.html" if fragment else "conversation.html"
         html = render_template(
@@ -233,6 +236,7 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
             position=live.position(db),
             cursor=cursor,
             at=at,
+            snippets=snippets,
         )
     if not fragment and not request.args.get("cursor"):
         record_view(found.customer.id, "console.conversation", conversation_id=conversation_id)

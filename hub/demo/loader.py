@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.auth import create_agent
+from hub.canned import create_canned
 from hub.customers import add_identity
 from hub.demo.personas import SHOWCASE_ORDER, _Demo, _Persona, _Planned
 from hub.demo.showcase import _maria, _tomas, _withheld_and_short_code
@@ -19,7 +20,7 @@ from hub.demo.stories import _write_histories
 from hub.events import NON_PERSONAL_KINDS, Channel, ChannelEvent, IdentityKind
 from hub.identity import normalise_email
 from hub.ingest import IngestResult, ingest_many
-from hub.models import Agent, Conversation, ConversationStatus, Customer, Interaction, Role, utcnow
+from hub.models import Agent, CannedResponse, Conversation, ConversationStatus, Customer, Interaction, Role, utcnow
 from hub.runtime import Runtime
 
 #: The demo logins. Printed by ``corridor demo``; never use them outside a demo.
@@ -167,6 +168,24 @@ def _login_line(base_url: str) -> str:
     )
 
 
+#: The team's snippets in the demo: type /thanks then Tab in a reply.
+DEMO_SNIPPETS = [
+    ("thanks", "Thanks, on it",
+     "Hi {{customer.first_name}},\n\nthanks for writing. I'm looking into it now and will come back to you today."
+     "\n\n{{agent.first_name}}"),
+    ("shipped", "Replacement shipped",
+     "Hi {{customer.first_name}}, the replacement left our warehouse today; the tracking number follows by email."),
+    ("closing", "Anything else?",
+     "Is there anything else I can help with, {{customer.first_name}}? If not, I'll close this conversation."),
+]  # fmt: skip
+
+
+def _add_snippets(session: Session, agent_id: int) -> None:
+    for shortcut, title, text in DEMO_SNIPPETS:
+        if session.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == shortcut)) is None:
+            create_canned(session, shortcut=shortcut, title=title, text=text, actor_id=agent_id)
+
+
 def load_demo(
     runtime: Runtime,
     *,
@@ -245,6 +264,7 @@ def load_demo(
             )
         results += _check(ingest_many(session, rest, source=SOURCE, context=context))
         closed = _close_old(session, {r.conversation_id for r in results if r.conversation_id is not None}, now)
+        _add_snippets(session, agent.id)
 
     with database.read() as session:
         people = session.scalar(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None)))

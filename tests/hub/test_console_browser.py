@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 import connectors.twilio
+from hub.canned import create_canned
 from hub.db import Database
 from hub.demo import DEMO_AGENT_EMAIL, DEMO_PASSWORD, SHOWCASE_EMAIL, load_demo
 from hub.events import Channel, InteractionKind
@@ -34,7 +35,7 @@ from hub.models import Conversation, Customer, Identity, Interaction, Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent, serving
 from tests.connectors.twilio.recording_http import RecordingHttpClient
-from tests.hub.events import BASE_TIME, event
+from tests.hub.events import BASE_TIME, event, put
 from tests.services import SmtpServer
 from tests.services.browser import TIMEOUT_MS
 
@@ -421,3 +422,69 @@ def test_the_phone_layout_never_scrolls_sideways(
         shot(page, name)
     with demo.database.read() as session:
         assert session.scalar(select(Interaction.id).limit(1)) is not None
+
+
+SHORTCUT_PASSWORD = "a long enough password"
+
+
+def test_an_agent_works_through_the_inbox_by_keyboard(runtime: Runtime, served: str, page: Page) -> None:
+    make_agent(runtime, Role.AGENT, email="priya@corridor.test", password=SHORTCUT_PASSWORD)
+    put(runtime, event(Channel.EMAIL, "maria@example.com", name="Maria Keller", hours=0, subject="Order 48213"),
+        event(Channel.SMS, "+14155550142", hours=1, text="Is it shipped?"))  # fmt: skip
+    with runtime.database.write() as session:
+        create_canned(session, shortcut="thanks", title="Thanks",
+                      text="Thanks, {{customer.first_name}}! {{agent.first_name}}", actor_id=None)  # fmt: skip
+        create_canned(session, shortcut="soon", title="Soon", text="We'll write again soon.", actor_id=None)
+    with runtime.database.read() as session:
+        conversations = list(session.scalars(select(Conversation.id).order_by(Conversation.id)))
+    page.goto(served + "/login", wait_until="domcontentloaded")
+    page.fill("#email", "priya@corridor.test")
+    page.fill("#password", SHORTCUT_PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    rows = page.locator("#inbox-rows .inbox-row")
+    expect(rows).to_have_count(2)
+    order = [int(i) for i in rows.evaluate_all("els => els.map(e => e.dataset.conversation)")]
+    assert sorted(order) == conversations
+
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(rows.nth(0)).to_have_class("inbox-row waiting selected")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith(f"/conversations/{order[0]}")
+
+    page.keyboard.press("?")
+    expect(page.locator("dialog#shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog#shortcuts")).to_be_hidden()
+
+    page.keyboard.press("r")
+    reply = page.locator("#reply-text")
+    expect(reply).to_be_focused()
+    page.keyboard.type("/thanks")
+    page.keyboard.press("Tab")
+    name = "Maria" if order[0] == conversations[0] else "there"
+    expect(reply).to_have_value(f"Thanks, {name}! Agent")
+    expect(reply).to_be_focused()  # Tab expanded the snippet instead of moving on
+    page.select_option("#snippet", "soon")
+    expect(reply).to_have_value(f"Thanks, {name}! AgentWe'll write again soon.")
+    page.keyboard.press("Escape")
+
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    expect(page.locator("#conversation-state .assignee")).to_contain_text("Assigned to")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    expect(page.locator("#conversation-state .status")).to_have_text("closed")
+    with page.expect_navigation():
+        page.keyboard.press("j")
+    assert page.url.endswith(f"/conversations/{order[1]}")
+    with page.expect_navigation():
+        page.keyboard.press("k")
+    assert page.url.endswith(f"/conversations/{order[0]}")
+    with page.expect_navigation():
+        page.keyboard.press("g")
+        page.keyboard.press("s")
+    assert page.url.endswith("/search")

@@ -22,6 +22,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from hub import create_app
+from hub.canned import create_canned
 from hub.customers import merge
 from hub.events import Channel
 from hub.ingest import ingest_many
@@ -133,6 +134,10 @@ def contract(
             ingest_many(session, [item], source="test")
     with runtime.database.write() as session:
         merge(session, 3, 2, actor_id=None)
+        # Snippet 1, for the canned-response examples.
+        create_canned(
+            session, shortcut="thanks", title="Thanks", text="Thanks, {{customer.first_name}}!", actor_id=None
+        )
         create_subscription(
             session, webhook_settings(runtime.settings), url=receiver.url, events=["interaction.created"],
             actor_id=None,

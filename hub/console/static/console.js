@@ -193,8 +193,137 @@
     if (!source || source.readyState === EventSource.CLOSED) connect();
   }
 
+  // -- keyboard shortcuts (listed on ?) ---------------------------------------------------------
+
+  // The inbox's order, kept for the conversation pages opened from it, so j / k walk it there too.
+  const ORDER_KEY = "corridor.inbox.order";
+
+  function inboxRows() {
+    return Array.prototype.slice.call(document.querySelectorAll("#inbox-rows .inbox-row"));
+  }
+
+  function rememberOrder() {
+    const ids = inboxRows().map(function (row) { return row.dataset.conversation; });
+    if (ids.length) {
+      try { sessionStorage.setItem(ORDER_KEY, JSON.stringify(ids)); } catch (e) { /* private mode: no walking */ }
+    }
+  }
+
+  function moveInInbox(step) {
+    const rows = inboxRows();
+    if (!rows.length) return;
+    const current = rows.findIndex(function (row) { return row.classList.contains("selected"); });
+    const next = Math.max(0, Math.min(rows.length - 1, current < 0 ? 0 : current + step));
+    rows.forEach(function (row) { row.classList.remove("selected"); });
+    rows[next].classList.add("selected");
+    rows[next].querySelector("a").focus();
+  }
+
+  function moveInConversation(step) {
+    const region = document.querySelector("[data-refresh-conversation]");
+    let ids = [];
+    try { ids = JSON.parse(sessionStorage.getItem(ORDER_KEY) || "[]"); } catch (e) { ids = []; }
+    const at = ids.indexOf(region.dataset.refreshConversation);
+    const target = at >= 0 ? ids[at + step] : undefined;
+    if (target) window.location.href = "/conversations/" + target;
+    else announce(step > 0 ? "No next conversation in the inbox" : "No previous conversation in the inbox");
+  }
+
+  function press(selector) {
+    const button = document.querySelector(selector);
+    if (button) { button.click(); return true; }
+    return false;
+  }
+
+  function focus(selector) {
+    const field = document.querySelector(selector);
+    if (!field) return false;
+    field.focus();
+    return true;
+  }
+
+  // -- snippets in the reply box ---------------------------------------------------------------
+
+  function insertAtCursor(field, text, replaceBefore) {
+    const start = field.selectionStart - (replaceBefore || 0);
+    const end = field.selectionEnd;
+    field.setRangeText(text, start, end, "end");
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    field.focus();
+  }
+
+  function snippets() {
+    const pick = document.querySelector("select[data-snippets]");
+    const reply = document.getElementById("reply-text");
+    if (!pick || !reply) return;
+    const texts = new Map();
+    Array.prototype.forEach.call(pick.options, function (option) {
+      if (option.value) texts.set(option.value, option.dataset.text);
+    });
+    pick.addEventListener("change", function () {
+      const text = texts.get(pick.value);
+      pick.value = "";
+      if (text !== undefined) insertAtCursor(reply, text, 0);
+    });
+    reply.addEventListener("keydown", function (event) {
+      if (event.key !== "Tab" || event.shiftKey || reply.selectionStart !== reply.selectionEnd) return;
+      const typed = /(^|\s)\/([a-z0-9][a-z0-9_-]*)$/.exec(reply.value.slice(0, reply.selectionStart));
+      if (!typed || !texts.has(typed[2])) return;  // Tab moves on, as everywhere
+      event.preventDefault();
+      insertAtCursor(reply, texts.get(typed[2]), typed[2].length + 1);
+      announce("Snippet /" + typed[2] + " inserted");
+    });
+  }
+
+  let pendingG = 0;
+
+  function shortcut(event) {
+    const dialog = document.getElementById("shortcuts");
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    if (event.key === "Escape" && typing) { event.target.blur(); return; }
+    if (typing || event.defaultPrevented) return;
+    const key = event.key;
+    const conversation = document.querySelector("[data-refresh-conversation]");
+    let done = true;
+    if (Date.now() - pendingG < 1500 && "ics".indexOf(key) >= 0) {
+      pendingG = 0;
+      window.location.href = { i: "/inbox", c: "/customers", s: "/search" }[key];
+    } else if (key === "g") {
+      pendingG = Date.now();
+    } else if (key === "?") {
+      if (dialog && !dialog.open) dialog.showModal();
+    } else if (key === "/") {
+      if (!focus("#q")) window.location.href = "/search";
+    } else if (key === "j" || key === "k") {
+      if (conversation) moveInConversation(key === "j" ? 1 : -1);
+      else if (inboxRows().length) moveInInbox(key === "j" ? 1 : -1);
+      else done = false;
+    } else if (key === "r") {
+      done = focus("#reply-text");
+    } else if (key === "n") {
+      done = focus("#note-text");
+    } else if (key === "a") {
+      done = press("#assign-me");
+    } else if (key === "c") {
+      done = press("#close") || press("#reopen");
+    } else {
+      done = false;
+    }
+    if (done) event.preventDefault();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    rememberOrder();
+    snippets();
+    document.addEventListener("keydown", shortcut);
+    document.querySelectorAll("[data-shortcuts]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        const dialog = document.getElementById("shortcuts");
+        if (dialog) dialog.showModal();
+      });
+    });
     if (body.dataset.live) {
       connect();
       document.addEventListener("visibilitychange", function () { if (!document.hidden) wake(); });

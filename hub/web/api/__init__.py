@@ -12,6 +12,7 @@ from __future__ import annotations
 from hub.web.api import (
     attachments,
     audit,
+    canned,
     chat,
     conversations,
     customers,
@@ -30,6 +31,7 @@ __all__ = [
     "api",
     "attachments",
     "audit",
+    "canned",
     "chat",
     "conversations",
     "customers",

@@ -254,6 +254,52 @@ def paths() -> dict[str, Any]:
                 "responses": {"200": _ok("InboxPage")},
             }
         },
+        "/api/canned-responses": {
+            "get": {
+                "operationId": "listCannedResponses",
+                "tags": ["inbox"],
+                "summary": "The team's reply snippets; with conversation_id, each also rendered for it",
+                "parameters": [
+                    _query(
+                        "conversation_id",
+                        "Fill each snippet's placeholders for this conversation and the caller",
+                        {"type": "integer"},
+                    ),
+                ],
+                "responses": {"200": _ok("CannedResponseList")},
+            },
+            "post": {
+                "operationId": "createCannedResponse",
+                "tags": ["inbox"],
+                "summary": "A new snippet; placeholders are checked against the known ones",
+                "requestBody": _body(
+                    _ref("CannedResponseInput"),
+                    {
+                        "shortcut": "shipped",
+                        "title": "Replacement shipped",
+                        "text": "Hi {{customer.first_name}}, the replacement left today. {{agent.first_name}}",
+                    },
+                ),
+                "responses": {"201": _ok("CannedResponse", "Saved"), "409": _error("The shortcut is taken")},
+            },
+        },
+        "/api/canned-responses/{canned_id}": {
+            "patch": {
+                "operationId": "updateCannedResponse",
+                "tags": ["inbox"],
+                "summary": "Change a snippet's shortcut, title or text",
+                "parameters": [_id_param("canned_id")],
+                "requestBody": _body(_ref("CannedResponseChange"), {"title": "Thanks for your patience"}),
+                "responses": {"200": _ok("CannedResponse"), "409": _error("The shortcut is taken")},
+            },
+            "delete": {
+                "operationId": "deleteCannedResponse",
+                "tags": ["inbox"],
+                "summary": "Delete a snippet",
+                "parameters": [_id_param("canned_id")],
+                "responses": {"204": {"description": "Deleted"}},
+            },
+        },
         "/api/conversations/{conversation_id}/notes": {
             "post": {
                 "operationId": "addNote",

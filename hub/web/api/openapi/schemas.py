@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.canned import PLACEHOLDERS
 from hub.events import Channel, DeliveryStatus, Direction, IdentityKind, InteractionKind
 from hub.models import JournalStatus
 from hub.web.api.openapi.blocks import (
@@ -377,6 +378,32 @@ def schemas() -> dict[str, Any]:
                 "will_retry": {"type": "boolean"},
             },
         },
+    }
+    canned_fields = {
+        "shortcut": {"type": "string", "pattern": "^/?[a-z0-9][a-z0-9_-]{0,39}$", "description": "typed as /shortcut"},
+        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+        "text": {"type": "string", "minLength": 1, "maxLength": 10000,
+                 "description": "Placeholders: " + ", ".join("{{" + p + "}}" for p in PLACEHOLDERS)},
+    }  # fmt: skip
+    schemas["CannedResponseInput"] = {
+        "type": "object", "required": ["shortcut", "title", "text"], "additionalProperties": False,
+        "properties": canned_fields,
+    }  # fmt: skip
+    schemas["CannedResponseChange"] = {"type": "object", "additionalProperties": False, "properties": canned_fields}
+    schemas["CannedResponse"] = {
+        "type": "object",
+        "required": ["id", "shortcut", "title", "text", "updated_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            **canned_fields,
+            "updated_at": {"type": "string", "format": "date-time"},
+            "rendered": {"type": "string", "description": "with conversation_id: the text as it would be inserted"},
+        },
+    }
+    schemas["CannedResponseList"] = {
+        "type": "object",
+        "required": ["canned_responses"],
+        "properties": {"canned_responses": {"type": "array", "items": _ref("CannedResponse")}},
     }
     schemas.update(_webhook_schemas())
     schemas.update(_listing_schemas())
