@@ -6,6 +6,7 @@ what it did. Connectors add their own commands (``corridor email sync``).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -71,6 +72,24 @@ class _CorridorGroup(FlaskGroup):
     def __init__(self, **extra: Any) -> None:
         super().__init__(**extra)
         self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A connector's commands exist only while it is enabled; asked for while it is not, say how to enable it."""
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or not cmd_name.isidentifier() or importlib.util.find_spec("connectors") is None:
+            return found
+        if importlib.util.find_spec(f"connectors.{cmd_name}") is None:
+            return None
+
+        @click.command(cmd_name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        def disabled() -> None:
+            raise click.UsageError(
+                f"`corridor {cmd_name}` belongs to the {cmd_name} connector, which is not enabled here. Enable it "
+                f"with HUB_APP_CONNECTORS='[\"{cmd_name}\"]' (a JSON list, with any others you use) or "
+                f"[app] connectors in the config file, with the same settings the server runs with."
+            )
+
+        return disabled
 
 
 @click.group(

@@ -7,7 +7,8 @@ from flask.cli import with_appcontext
 
 from hub.integrations import EVENT_TYPES, webhook_settings
 from hub.integrations import subscriptions as service
-from hub.integrations.delivery import claim_test, record, send
+from hub.integrations.delivery import send_test_now
+from hub.models import WebhookDelivery
 from hub.runtime import current_runtime
 
 
@@ -68,10 +69,15 @@ def deliveries(subscription_id: int, status: str | None, limit: int) -> None:
     if not page.deliveries:
         click.echo("no deliveries")
     for d in page.deliveries:
-        retry = f" next {d.next_attempt_at:%H:%M:%S}" if d.status == "pending" and d.next_attempt_at else ""
+        retry = ""
+        if d.status == "pending" and not d.attempts:
+            retry = " queued: waits its turn behind earlier events of its conversation"
+        elif d.status == "pending" and d.next_attempt_at:
+            retry = f" next {d.next_attempt_at:%H:%M:%S}"
+        latency = f" {d.latency_ms} ms" if d.latency_ms is not None else ""
         click.echo(
-            f"#{d.id} {d.event_type} {d.event_id} {d.status} attempts={d.attempts} code={d.response_code} "
-            f"{d.latency_ms} ms{retry} {d.last_error or ''}".rstrip()
+            f"#{d.id} {d.event_type} {d.event_id} {d.status} attempts={d.attempts} code={d.response_code}"
+            f"{latency}{retry} {d.last_error or ''}".rstrip()
         )
 
 
@@ -81,16 +87,14 @@ def deliveries(subscription_id: int, status: str | None, limit: int) -> None:
 def test(subscription_id: int) -> None:
     """Send a webhook.test event now and say what the receiver answered."""
     runtime = current_runtime()
-    settings = webhook_settings(runtime.settings)
-    with runtime.database.write() as session:
-        claimed = claim_test(session, service.queue_test(session, subscription_id))
-    outcome = send(claimed, settings)
-    with runtime.database.write() as session:
-        record(session, settings, outcome)
-    if outcome.acknowledged:
-        click.echo(f"delivered: HTTP {outcome.status_code} in {outcome.latency_ms} ms")
+    delivery_id = send_test_now(runtime.database, webhook_settings(runtime.settings), subscription_id)
+    with runtime.database.read() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        assert delivery is not None
+    if delivery.status == "delivered":
+        click.echo(f"delivered: HTTP {delivery.response_code} in {delivery.latency_ms} ms")
     else:
-        raise click.ClickException(f"not delivered: {outcome.error}")
+        raise click.ClickException(f"not delivered: {delivery.last_error}")
 
 
 def _set_status(subscription_id: int, status: str) -> None:

@@ -84,6 +84,18 @@ def test_help_shows_corridors_commands_not_flasks_options(app: Flask) -> None:
         assert flask_option not in shown
 
 
+def test_a_disabled_connectors_command_says_how_to_enable_it(app: Flask) -> None:
+    # The test app enables no connector: `corridor twilio` is not there, and says why.
+    result = CliRunner().invoke(cli, ["twilio", "simulate", "sms", "--body", "hi"],
+                                obj=ScriptInfo(create_app=lambda: app))  # fmt: skip
+    assert result.exit_code == 2
+    assert "the twilio connector, which is not enabled" in result.output
+    assert """HUB_APP_CONNECTORS='["twilio"]'""" in result.output
+    unknown = CliRunner().invoke(cli, ["nosuch"], obj=ScriptInfo(create_app=lambda: app))
+    assert unknown.exit_code == 2
+    assert "No such command 'nosuch'" in unknown.output
+
+
 def test_the_served_app_answers_with_descriptors_past_1024_open(app: Flask) -> None:
     # A busy process (many database connections, log files, clients) holds
     # descriptors numbered past select()'s limit; with waitress's default loop the

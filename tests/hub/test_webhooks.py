@@ -27,8 +27,9 @@ from hub.customers import merge
 from hub.events import Channel, Direction, InteractionUpdate
 from hub.ingest import ingest_many
 from hub.integrations import webhook_settings
+from hub.integrations.delivery import claim_due, claim_test, record, send
 from hub.integrations.signing import HEADER, signature, verify
-from hub.integrations.subscriptions import create_subscription
+from hub.integrations.subscriptions import create_subscription, queue_test
 from hub.integrations.targets import TargetRefused, check_url
 from hub.integrations.worker import WebhookWorker
 from hub.models import AuditRecord, Customer, Interaction, LiveEvent, Role, WebhookDelivery
@@ -516,3 +517,27 @@ def test_a_refused_connection_is_logged_as_such_not_as_a_timeout(hooked: Callabl
     assert attempt["response_code"] is None
     assert attempt["last_error"].startswith("could not connect: ")
     assert "Connection refused" in attempt["last_error"]
+
+
+def test_a_test_in_flight_is_never_taken_by_the_worker(hooked: Callable[..., Flask], receiver: Receiver) -> None:
+    """A send-test is the caller's: a worker step while it is in flight neither fails it nor sends it again."""
+    app = hooked()
+    runtime, client = app.extensions["corridor"], app.test_client()
+    subscription = _subscribe(client, _auth(runtime), receiver.url, "interaction.created")
+    settings = webhook_settings(runtime.settings)
+    with runtime.database.write() as session:
+        claimed = claim_test(session, queue_test(session, subscription["id"]))
+    with runtime.database.read() as session:
+        delivery = session.get(WebhookDelivery, claimed.id)
+        assert delivery is not None
+        assert delivery.next_attempt_at is None  # not the column's default: the worker must not see it as due
+    time.sleep(0.01)  # past the test's expiry, which is its creation
+    with runtime.database.write() as session:
+        assert claim_due(session, settings, limit=10) == []
+    outcome = send(claimed, settings)
+    with runtime.database.write() as session:
+        record(session, settings, outcome)
+        delivery = session.get(WebhookDelivery, claimed.id)
+        assert delivery is not None
+        assert (delivery.status, delivery.response_code) == ("delivered", 200)
+    assert len(receiver.requests) == 1
