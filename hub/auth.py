@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -92,6 +92,11 @@ class TokenCache:
                 self._entries.clear()  # crude, but bounded; a refill is one query per token
             self._entries[key] = (now + self.ttl, agent)
         return agent
+
+    def forget(self) -> None:
+        """Drop every entry: after a change to an agent, this process sees it at once (others within ``ttl``)."""
+        with self._lock:
+            self._entries.clear()
 
 
 def allowed(agent: Agent | AgentView, permission: str) -> bool:
@@ -224,6 +229,61 @@ def set_password(session: Session, agent: Agent, password: str, *, actor_id: int
     end_sessions(agent)
     session.flush()
     audit(session, actor_id, "agent.password", "agent", agent.id)
+
+
+#: The shortest console password Corridor takes.
+MIN_PASSWORD = 8
+
+
+class AgentChangeRefused(ValueError):
+    """A change to an agent that would do harm (lock every admin out), or bad input; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AgentChangeRefused("password", f"needs at least {MIN_PASSWORD} characters")
+
+
+def _last_admin(session: Session, agent: Agent) -> bool:
+    """Whether ``agent`` is the only active admin: nobody could manage agents without them."""
+    if agent.role != Role.ADMIN or not agent.active:
+        return False
+    others = session.scalar(
+        select(func.count())
+        .select_from(Agent)
+        .where(Agent.role == Role.ADMIN, Agent.active.is_(True), Agent.id != agent.id)
+    )
+    return not others
+
+
+def set_role(session: Session, agent: Agent, role: Role, *, actor_id: int | None) -> None:
+    """A new role; it applies from the agent's next request (tokens within the token cache's few seconds)."""
+    if role == agent.role:
+        return
+    if _last_admin(session, agent):
+        raise AgentChangeRefused("role", "this is the only active admin; make another admin first")
+    before = agent.role
+    agent.role = role
+    session.flush()
+    audit(session, actor_id, "agent.role", "agent", agent.id, before=str(before), after=role.value)
+
+
+def set_active(session: Session, agent: Agent, active: bool, *, actor_id: int | None) -> None:
+    """Deactivate (sessions and API token stop working; history stays) or reactivate an agent."""
+    if active == agent.active:
+        return
+    if not active and _last_admin(session, agent):
+        raise AgentChangeRefused("active", "this is the only active admin; make another admin first")
+    agent.active = active
+    if not active:
+        end_sessions(agent)
+    session.flush()
+    audit(session, actor_id, "agent.activate" if active else "agent.deactivate", "agent", agent.id)
 
 
 def agent_for_login(session: Session, email: str, password: str) -> Agent | None:

@@ -26,7 +26,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import create_app
-from hub.auth import create_agent, end_sessions, issue_token, set_password
+from hub.auth import (
+    AgentChangeRefused,
+    check_new_password,
+    create_agent,
+    end_sessions,
+    issue_token,
+    set_active,
+    set_password,
+)
 from hub.config import SettingsError
 from hub.customers import NotFound, audit
 from hub.erasure import apply_retention, compact, erase_customer
@@ -179,8 +187,10 @@ def _read_password(ask: bool) -> str | None:
     if not ask:
         return None
     password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise click.BadParameter("a password needs at least 8 characters", param_hint="password")
+    try:
+        check_new_password(password)
+    except AgentChangeRefused as exc:
+        raise click.BadParameter(f"a password {exc.message}", param_hint="password") from None
     return password
 
 
@@ -238,9 +248,10 @@ def user_deactivate(email: str) -> None:
     """Stop an agent: their sessions and API token stop working; their history stays."""
     with _runtime().database.write() as session:
         agent = _agent(session, email)
-        agent.active = False
-        end_sessions(agent)
-        audit(session, None, "agent.deactivate", "agent", agent.id)
+        try:
+            set_active(session, agent, False, actor_id=None)
+        except AgentChangeRefused as exc:
+            raise click.ClickException(f"{agent.email} not deactivated: {exc.message}") from None
     click.echo(f"deactivated {agent.email}; their sessions and API token no longer work")
 
 
