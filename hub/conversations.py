@@ -196,8 +196,13 @@ def reply(
     channel: str | None,
     subject: str | None,
     author: AgentView,
+    to: str | None = None,
 ) -> int:
-    """Queue an agent's reply (sent after the commit by the caller); returns the interaction id."""
+    """Queue an agent's reply (sent after the commit by the caller); returns the interaction id.
+
+    It goes to the conversation's customer unless ``to`` picks another of
+    :func:`hub.replies.reply_recipients` (see the README's threading rules).
+    """
     conversation = get_conversation(session, conversation_id)
     options = reply_channels(session, conversation, senders)
     if channel is None or channel == "":
@@ -214,10 +219,11 @@ def reply(
     try:
         interaction_id = queue_reply(
             session, senders, conversation_id=conversation_id, channel=chosen, text=text, subject=subject,
-            author_id=author.id,
+            author_id=author.id, to=to,
         )  # fmt: skip
     except ReplyError as exc:
         status = 404 if exc.field == "conversation_id" else 422 if exc.field == "channel" else 400
+        # "to": an address the conversation does not know is the caller's mistake (400).
         raise ActionError(status, exc.field, _reply_words(exc)) from None
     audit(
         session, author.id, "conversation.reply", "conversation", conversation_id,

@@ -31,7 +31,7 @@ from hub.events import (
 )
 from hub.ingest import ingest
 from hub.metrics import instruments
-from hub.models import Conversation, Identity, Interaction, OutboundDelivery, utcnow
+from hub.models import Conversation, Customer, Identity, Interaction, OutboundDelivery, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,17 @@ def queue_reply(
     text: str,
     subject: str | None,
     author_id: int | None,
+    to: str | None = None,
 ) -> int:
     """Put an agent's reply on the timeline as queued; returns the interaction id.
 
-    The reply goes to the address the customer last used on ``channel`` in
-    this conversation, else to their identity for that channel.
+    A conversation has one customer, and a reply goes to them: to the address
+    the customer last used on ``channel`` in this conversation, else to their
+    identity for that channel. A message someone else threaded into it (a
+    colleague forwarding the customer's mail) does not change where replies
+    go. ``to`` sends to another address the agent picked: one of the
+    customer's, or one that wrote in this conversation on ``channel``
+    (:func:`reply_recipients`).
     """
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
@@ -88,7 +94,12 @@ def queue_reply(
             Interaction.subject,
             Interaction.provider_metadata,
         )
-        .where(Interaction.conversation_id == conversation_id, Interaction.channel == channel.value)
+        .where(
+            Interaction.conversation_id == conversation_id,
+            Interaction.channel == channel.value,
+            # The customer's own messages and our replies to them, not a participant's.
+            Interaction.customer_id == conversation.customer_id,
+        )
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
         .limit(1)
     ).first()
@@ -113,6 +124,14 @@ def queue_reply(
         )
     if not customer_address:
         raise ReplyError("channel", f"the customer has no {channel.value} address; add one first")
+    if to is not None and to.strip():
+        known = {r.address.lower(): r.address for r in reply_recipients(session, conversation, channel)}
+        picked = known.get(to.strip().lower())
+        if picked is None:
+            raise ReplyError(
+                "to", f"{to.strip()!r} is neither the customer's nor in this conversation on {channel.value}"
+            )
+        customer_address = picked
     if channel is Channel.WHATSAPP and not customer_address.startswith("whatsapp:"):
         customer_address = f"whatsapp:{customer_address}"
     try:
@@ -147,6 +166,42 @@ def queue_reply(
     session.add(OutboundDelivery(interaction_id=result.interaction_id))
     session.flush()
     return result.interaction_id
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    #: "customer" (theirs) or "participant" (someone else who wrote in the conversation).
+    role: str
+    name: str = ""
+
+
+def reply_recipients(session: Session, conversation: Conversation, channel: Channel) -> list[Recipient]:
+    """Where a reply on ``channel`` may go: the customer's addresses first, then the conversation's participants."""
+    kind = _IDENTITY_KIND_FOR.get(channel)
+    found: dict[str, Recipient] = {}
+    for value in session.scalars(
+        select(Identity.raw_value)
+        .where(Identity.customer_id == conversation.customer_id, Identity.kind == kind)
+        .order_by(Identity.id.desc())
+    ):
+        found.setdefault(value.lower(), Recipient(value, "customer"))
+    rows = session.execute(
+        select(Interaction.from_address, Customer.display_name)
+        .join(Customer, Customer.id == Interaction.customer_id)
+        .where(
+            Interaction.conversation_id == conversation.id,
+            Interaction.channel == channel.value,
+            Interaction.direction == Direction.INBOUND.value,
+            Interaction.customer_id != conversation.customer_id,
+        )
+        .order_by(Interaction.occurred_at.desc())
+        .limit(20)
+    )
+    for address, name in rows:
+        if address:
+            found.setdefault(address.lower(), Recipient(address, "participant", name or ""))
+    return list(found.values())
 
 
 @dataclass(frozen=True)

@@ -34,19 +34,34 @@ class TimelinePage:
 def customer_timeline(
     session: Session, customer_id: int, *, limit: int = 50, cursor: str | None = None
 ) -> TimelinePage:
-    """One page of a customer's timeline (merged customers redirect)."""
+    """One page of a customer's timeline (merged customers redirect).
+
+    The customer's own interactions, and the messages other people wrote into
+    the customer's conversations (a colleague forwarding the customer's mail
+    into the thread): a participant's message is filed on its writer, and
+    shown here too, so the story of the conversation has no hole in it.
+    """
     customer = resolve(session, customer_id)
     limit = max(1, min(limit, MAX_PAGE))
-    query = (
+    newest_first = (Interaction.occurred_at.desc(), Interaction.id.desc())
+    own = select(Interaction).where(Interaction.customer_id == customer.id).order_by(*newest_first).limit(limit + 1)
+    guests = (
         select(Interaction)
-        .where(Interaction.customer_id == customer.id)
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .join(Conversation, Conversation.id == Interaction.conversation_id)
+        .where(Conversation.customer_id == customer.id, Interaction.customer_id != customer.id)
+        .order_by(*newest_first)
         .limit(limit + 1)
     )
     if cursor:
         occurred_at, row_id = decode_cursor(cursor)
-        query = query.where(tuple_(Interaction.occurred_at, Interaction.id) < (occurred_at, row_id))
-    rows = list(session.scalars(query))
+        before = tuple_(Interaction.occurred_at, Interaction.id) < (occurred_at, row_id)
+        own, guests = own.where(before), guests.where(before)
+    rows = list(session.scalars(own))
+    if len(rows) > limit:
+        # A full page of their own: only participants' messages within its time can join it, so the
+        # second query reads one page's stretch of the conversations, however long the story is.
+        guests = guests.where(Interaction.occurred_at >= rows[-1].occurred_at)
+    rows = sorted([*rows, *session.scalars(guests)], key=lambda i: (i.occurred_at, i.id), reverse=True)
     page = rows[:limit]
     result = TimelinePage(customer_id=customer.id, interactions=page)
     if len(rows) > limit:

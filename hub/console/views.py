@@ -219,6 +219,13 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
         me = current_agent()
         context = canned.Context(found.customer.display_name or "", me.name if me else "", conversation.subject or "")
         snippets = [(s.shortcut, s.title, canned.render(s.text, context)) for s in canned.list_canned(db)]
+        # Someone else who wrote in (a colleague forwarding): the agent may answer them instead.
+        participants = [
+            r
+            for c in options.available
+            for r in replies.reply_recipients(db, conversation, c)
+            if r.role == "participant"
+        ]
         fragment = bool(request.args.get("fragment"))
         template = "conversation_live.html" if fragment else "conversation.html"
         html = render_template(
@@ -237,6 +244,7 @@ def conversation_page(conversation_id: int) -> ResponseReturnValue:
             cursor=cursor,
             at=at,
             snippets=snippets,
+            participants=participants,
         )
     if not fragment and not request.args.get("cursor"):
         record_view(found.customer.id, "console.conversation", conversation_id=conversation_id)
@@ -273,7 +281,7 @@ def reply_form(conversation_id: int) -> ResponseReturnValue:
             interaction_id = conversations.reply(
                 db, senders, conversation_id, text=request.form.get("text", ""),
                 channel=request.form.get("channel") or None, subject=request.form.get("subject") or None,
-                author=_acting(),
+                author=_acting(), to=request.form.get("to") or None,
             )  # fmt: skip
     except conversations.ActionError as exc:
         flash(f"Not sent: {exc.message}.", "error")

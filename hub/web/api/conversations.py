@@ -42,13 +42,16 @@ def post_reply(conversation_id: int) -> ResponseReturnValue:
         raise ApiError(400, "subject", "must be a string")
     if channel is not None and not isinstance(channel, str):
         raise ApiError(400, "channel", "must be a string")
+    to = data.get("to")
+    if to is not None and not isinstance(to, str):
+        raise ApiError(400, "to", "must be a string: an address of the customer's or of this conversation")
     runtime = current_runtime()
     senders = runtime.registry.senders
     agent = current_agent()
     assert agent is not None
     with runtime.database.write() as session:
         interaction_id = conversations.reply(
-            session, senders, conversation_id, text=text, channel=channel, subject=subject, author=agent
+            session, senders, conversation_id, text=text, channel=channel, subject=subject, author=agent, to=to
         )
     outcome = replies.deliver(runtime.database, senders, interaction_id)
     body: dict[str, Any] = {"interaction_id": interaction_id, "status": "queued"}

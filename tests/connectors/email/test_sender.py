@@ -366,3 +366,51 @@ def test_a_non_ascii_mailbox_name_and_a_server_without_smtputf8_fail_the_reply_s
     assert "jörg@example.de" in str(raised.value)
     assert "SMTPUTF8" in str(raised.value)
     assert server.messages == []
+
+
+COLLEAGUE = "mia.berg@larkspur.example"
+
+
+def test_a_colleagues_forward_joins_the_thread_and_the_reply_still_goes_to_the_customer(
+    runtime: Runtime,
+    client: FlaskClient,
+    auth: dict[str, str],
+    imap: IMAPClient,
+    smtp_server: SmtpServer,
+    conversation: int,
+) -> None:
+    """Mia forwards Jane's mail into Jane's thread: it shows on Jane's story, and answers still go to Jane."""
+    assert send_reply(client, auth, conversation).status_code == 201
+    (first,) = smtp_server.wait_for(1)
+    our_id = received(first.data)["Message-ID"].strip("<>")
+    forward = customer_message(
+        2, sender=COLLEAGUE, message_id="fwd-1@larkspur.example", in_reply_to=our_id, references=[FIRST_ID],
+        subject="Fwd: Order 4711 arrived damaged", body="Jane called too: she needs it before Friday.",
+    )  # fmt: skip
+    customer_writes(runtime, imap, forward)
+
+    threaded = {i["external_id"]: i for i in interactions(client, auth, conversation)}
+    assert "fwd-1@larkspur.example" in threaded  # in Jane's conversation...
+    jane = client.get("/api/customers", query_string={"email": CUSTOMER}, headers=auth).json["customers"][0]["id"]
+    assert threaded["fwd-1@larkspur.example"]["customer_id"] != jane  # ...filed on Mia, who wrote it...
+    story = client.get(f"/api/customers/{jane}/timeline", headers=auth).json["interactions"]
+    assert "fwd-1@larkspur.example" in [i["external_id"] for i in story]  # ...and on Jane's timeline too
+    page = client.get(f"/conversations/{conversation}")
+    assert page.status_code in (200, 302)
+
+    # The answer goes to the conversation's customer, not to whoever wrote last.
+    assert send_reply(client, auth, conversation).status_code == 201
+    (_, second) = smtp_server.wait_for(2)
+    assert second.rcpt_tos == (CUSTOMER,)
+    assert received(second.data)["To"] == CUSTOMER
+    # Unless the agent picks the colleague; an address the conversation never saw is refused.
+    to_mia = client.post(f"/api/conversations/{conversation}/replies", headers=auth,
+                         json={"channel": "email", "text": "Thanks Mia, on it.", "to": COLLEAGUE.upper()})  # fmt: skip
+    assert to_mia.status_code == 201, to_mia.json
+    (*_, third) = smtp_server.wait_for(3)
+    assert third.rcpt_tos == (COLLEAGUE,)
+    stranger = client.post(f"/api/conversations/{conversation}/replies", headers=auth,
+                           json={"channel": "email", "text": "Hello", "to": "someone@else.example"})  # fmt: skip
+    assert stranger.status_code == 400
+    assert stranger.json["error"]["field"] == "to"
+    assert len(smtp_server.wait_for(3)) == 3  # nothing sent to the stranger

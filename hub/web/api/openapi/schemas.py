@@ -334,6 +334,11 @@ def schemas() -> dict[str, Any]:
                 "channel": {**_enum(Channel), "description": "Default: the channel the customer last used"},
                 "text": {"type": "string"},
                 "subject": {"type": "string"},
+                "to": {
+                    "type": "string",
+                    "description": "Default: the conversation's customer (never a participant who wrote in it). "
+                    "Another of the customer's addresses, or a participant's, to send there instead",
+                },
             },
         },
         "InboxPage": {
