@@ -21,6 +21,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 ## The web chat's demo page is served at /chat/demo, unless HUB_APP_CONNECTORS says otherwise.
 run: export HUB_APP_CONNECTORS ?= ["webchat"]
 run: export HUB_WEBCHAT_DEMO_SITE ?= true
+## Links the demo prints, and the signatures `corridor twilio simulate` makes, name the port served.
+run: export HUB_APP_PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 ## Serve Corridor with demo data on the embedded default (SQLite) at http://127.0.0.1:5000;
 ## `make run SEARCH=opensearch` serves it on a search engine on loopback instead (osmem-server,
 ## an in-memory OpenSearch-compatible engine from the test requirements), with facets and deep paging.

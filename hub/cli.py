@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from alembic import command
@@ -421,6 +422,26 @@ def live(host: str | None, port: int | None, parent_pid: int | None) -> None:
     asyncio.run(server.serve(host or settings.host, settings.port if port is None else port))
 
 
+def public_url_mismatch(public_base_url: str, port: int) -> str | None:
+    """A warning when a loopback public URL names another port than the one served.
+
+    Links (the demo's, the survey's) and Twilio's signatures (``corridor
+    twilio simulate`` signs for the public URL) would all be for a port
+    nothing listens on. A public URL elsewhere (a proxy in front) is left alone.
+    """
+    parts = urlsplit(public_base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    named = parts.port or (443 if parts.scheme == "https" else 80)
+    if named == port:
+        return None
+    fixed = parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+    return (
+        f"note: HUB_APP_PUBLIC_BASE_URL is {public_base_url} but Corridor serves port {port}: links and Twilio "
+        f"signatures use the former. Set HUB_APP_PUBLIC_BASE_URL={fixed} (make run PORT={port} does)."
+    )
+
+
 @cli.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -466,6 +487,9 @@ def run(host: str, port: int, threads: int, worker: bool, live_streams: bool) ->
         f"{f', live streams on port {runtime.hub.live.port}' if streams else ''}"
         f"{', worker pid ' + str(supervisor.pid) if supervisor else ''})"
     )
+    mismatch = public_url_mismatch(runtime.hub.app.public_base_url, port)
+    if mismatch:
+        click.echo(mismatch, err=True)
     # SIGTERM (systemd, docker stop) ends the server like Ctrl-C, so the
     # worker is stopped in turn rather than left to notice it is orphaned.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))

@@ -8,7 +8,7 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from flask.cli import ScriptInfo
 
-from hub.cli import cli
+from hub.cli import cli, public_url_mismatch
 from hub.events import Channel
 from hub.ingest import ingest_many, receive
 from hub.runtime import Runtime
@@ -94,6 +94,15 @@ def test_a_disabled_connectors_command_says_how_to_enable_it(app: Flask) -> None
     unknown = CliRunner().invoke(cli, ["nosuch"], obj=ScriptInfo(create_app=lambda: app))
     assert unknown.exit_code == 2
     assert "No such command 'nosuch'" in unknown.output
+
+
+def test_serving_another_port_than_the_public_url_names_says_how_to_fix_it() -> None:
+    warning = public_url_mismatch("http://127.0.0.1:5000", 5077)
+    assert warning is not None
+    assert "HUB_APP_PUBLIC_BASE_URL=http://127.0.0.1:5077" in warning
+    assert public_url_mismatch("http://127.0.0.1:5077", 5077) is None
+    assert public_url_mismatch("http://localhost", 80) is None
+    assert public_url_mismatch("https://support.example.com", 5000) is None  # a proxy in front: its business
 
 
 def test_the_served_app_answers_with_descriptors_past_1024_open(app: Flask) -> None:
