@@ -5,7 +5,10 @@ latency), journal entries received, processed and failed, ingest batches
 (sizes and durations), mail intake per mailbox folder and outbound sends by
 channel and outcome. What the database knows better than any one process
 (how many entries wait for a processor and since when) is read from it at
-each scrape, so every web process answers the same.
+each scrape, so every web process answers the same: the journal's backlog,
+the search index's lag behind the database (the outbox an engine's indexer
+drains) and the webhooks waiting to go out. Stream servers count their open
+streams (summed over the live ones).
 
 Several processes (``corridor run`` with its worker, N web processes and M
 workers on a machine) share their counts through ``prometheus_client``'s
@@ -35,8 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort, request
+from sqlalchemy import func, select
 
-from hub.models import utcnow
+from hub.models import OutboxEntry, WebhookDelivery, utcnow
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge, Histogram
@@ -66,6 +70,8 @@ class Instruments:
     mail_errors: Counter
     mail_last_sync: Gauge
     sends: Counter
+    live_streams: Gauge
+    live_refused: Counter
 
 
 _made: list[Instruments] = []
@@ -120,6 +126,15 @@ def _make() -> Instruments:
             multiprocess_mode="max",
         ),
         sends=Counter("corridor_outbound_sends", "Replies handed to a channel, by outcome.", ["channel", "outcome"]),
+        # Summed over the stream servers that are running: a dead one's streams are gone with it.
+        live_streams=Gauge(
+            "corridor_live_streams",
+            "Live-update streams open (consoles and chat widgets).",
+            multiprocess_mode="livesum",
+        ),
+        live_refused=Counter(
+            "corridor_live_refused", "Streams refused because [live] max_streams were open (the client retries)."
+        ),
     )
 
 
@@ -141,7 +156,8 @@ def prepare_multiprocess(instance_dir: Path) -> Path | None:
 
 
 class _DatabaseCollector:
-    """What the database knows at scrape time: the journal's backlog and failures."""
+    """What the database knows at scrape time: the journal's backlog and failures, the search index's lag
+    (the outbox an engine's indexer drains), and the webhooks waiting to be delivered."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -167,6 +183,32 @@ class _DatabaseCollector:
             "corridor_journal_failed_entries",
             "Journal entries failed and waiting for a retry or a person.",
             value=failed_count(self.database),
+        )
+        now = utcnow()
+        with self.database.read() as session:
+            outbox = session.execute(select(func.count(), func.min(OutboxEntry.created_at))).one()
+            hooks = session.execute(
+                select(func.count(), func.min(WebhookDelivery.created_at)).where(
+                    WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at.is_not(None)
+                )
+            ).one()
+        yield GaugeMetricFamily(
+            "corridor_search_outbox_entries",
+            "Interactions written but not yet in the search engine's index (0 on the embedded backends).",
+            value=outbox[0],
+        )
+        yield GaugeMetricFamily(
+            "corridor_search_index_lag_seconds",
+            "How long the oldest interaction waiting for the search engine has waited: the index's lag.",
+            value=(now - outbox[1]).total_seconds() if outbox[1] is not None else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "corridor_webhook_pending_deliveries", "Webhook deliveries waiting to be sent or retried.", value=hooks[0]
+        )
+        yield GaugeMetricFamily(
+            "corridor_webhook_oldest_pending_seconds",
+            "How long the oldest waiting webhook delivery has waited.",
+            value=(now - hooks[1]).total_seconds() if hooks[1] is not None else 0.0,
         )
 
 

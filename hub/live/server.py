@@ -46,6 +46,7 @@ from hub.db import Database
 from hub.live import FeedEvent, events_after, oldest_id, position
 from hub.live.feed import FeedReader
 from hub.live.tokens import InvalidToken, StreamGrant, read_stream_token
+from hub.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class StreamServer:
             self._reply(writer, 403, f"origin {origin} may not read this stream")
             return
         if len(self._streams) >= self.settings.max_streams:
+            instruments().live_refused.inc()
             self._reply(writer, 503, "too many open streams; try again shortly", "Retry-After: 5\r\n")
             return
         raw_last = request.headers.get("last-event-id") or request.query.get("last_event_id") or ""
@@ -283,6 +285,8 @@ class StreamServer:
         self._streams.add(stream)
         for topic in grant.topics:
             self._by_topic.setdefault(topic, set()).add(stream)
+        open_streams = instruments().live_streams
+        open_streams.inc()
         try:
             writer.write(
                 (
@@ -307,6 +311,7 @@ class StreamServer:
             while await reader.read(1024):
                 pass  # a client has nothing to say after its request; EOF ends the stream
         finally:
+            open_streams.dec()
             self._streams.discard(stream)
             for topic in grant.topics:
                 subscribers = self._by_topic.get(topic)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from hub import live
@@ -205,3 +206,20 @@ def test_the_write_path_announces_interactions_and_a_ringing_call(runtime: Runti
     assert ringing.data["from_address"] == "+14155550100"
     created = _wait_for_feed(runtime, "interaction.created")
     assert {e.topic for e in created} == {live.AGENTS, live.conversation_topic(result.conversation_id or 0)}
+
+
+def test_open_streams_are_counted_for_the_metrics(runtime: Runtime, streams: str) -> None:
+    def open_now() -> float:
+        return REGISTRY.get_sample_value("corridor_live_streams") or 0.0
+
+    before = open_now()
+    client = SseClient(f"{streams}/live/stream?token={_token(runtime, live.AGENTS)}")
+    assert client.status == 200
+    deadline = time.monotonic() + 5
+    while open_now() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert open_now() == before + 1
+    client.close()
+    while open_now() > before and time.monotonic() < deadline + 5:
+        time.sleep(0.01)
+    assert open_now() == before

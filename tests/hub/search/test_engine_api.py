@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from hub.events import Channel, Direction
@@ -185,3 +186,18 @@ def test_the_search_page_runs_on_the_engine_and_status_none_is_a_filter(
     assert body["total"] == sum(1 for i in everything if i.status is None) > 0
     both = client.get("/api/search?q=parcel&status=none,received&facets=1", headers=headers).json
     assert both["total"] == sum(1 for i in everything if i.status in (None, "received"))
+
+
+def test_the_index_lag_is_a_metric(engine_app: Flask, engine_runtime: Runtime) -> None:
+    def scrape() -> dict[str, float]:
+        text = engine_app.test_client().get("/metrics").get_data(as_text=True)
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    with engine_runtime.database.write() as session:
+        ingest_many(session, [event(Channel.SMS, "+14155550142", text=f"parcel {n}") for n in range(3)], source="t")
+    waiting = scrape()
+    assert waiting["corridor_search_outbox_entries"] == 3  # written, not yet indexed
+    assert waiting["corridor_search_index_lag_seconds"] >= 0
+    settle(engine_runtime)
+    assert scrape()["corridor_search_outbox_entries"] == 0
+    assert scrape()["corridor_search_index_lag_seconds"] == 0
