@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +97,34 @@ class TokenCache:
         """Drop every entry: after a change to an agent, this process sees it at once (others within ``ttl``)."""
         with self._lock:
             self._entries.clear()
+
+
+#: A console says it is open this often (console.js); a mark within it is not written again.
+SEEN_EVERY = timedelta(seconds=30)
+_seen_marked: dict[int, float] = {}
+
+
+def mark_seen(session: Session, agent_id: int, now: datetime | None = None) -> bool:
+    """Record that ``agent_id`` has a console open; written at most every SEEN_EVERY per process."""
+    clock = time.monotonic()
+    last = _seen_marked.get(agent_id)
+    if last is not None and clock - last < SEEN_EVERY.total_seconds():
+        return False
+    _seen_marked[agent_id] = clock
+    found = session.get(Agent, agent_id)
+    if found is None:
+        return False
+    found.last_seen_at = now or utcnow()
+    return True
+
+
+def agents_online(session: Session, within: timedelta, now: datetime | None = None) -> int:
+    """Active agents whose console said it was open within ``within``."""
+    since = (now or utcnow()) - within
+    count = session.scalar(
+        select(func.count()).select_from(Agent).where(Agent.active.is_(True), Agent.last_seen_at >= since)
+    )
+    return int(count or 0)
 
 
 def allowed(agent: Agent | AgentView, permission: str) -> bool:
@@ -181,6 +209,7 @@ def attempt_login(
     if agent is not None:
         session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
         audit(session, agent.id, "agent.login", "agent", agent.id, address=address)
+        agent.last_seen_at = utcnow()
         return LoginOutcome(agent)
     _audit_failure(session, email, address, throttled=False)
     for key in keys:

@@ -85,6 +85,9 @@ Replies (``hub.replies``): :func:`queue_reply` puts an agent's reply on the
     names the field at fault); a connector continues a conversation on
     another channel through them, as an agent would.
 
+Presence (``hub.auth``): :func:`agents_online` counts the agents whose
+    console was open lately, so a chat can tell a visitor nobody is there.
+
 Read models (``hub.models``): :class:`Interaction`, :class:`Identity` and
     :class:`Agent` may be read (never written: the write path writes) to show
     a visitor their own conversation; :func:`utcnow` is the hub's clock.
@@ -98,6 +101,7 @@ Storable text (``hub.storable``): what a request carries is decided at the
 
 from __future__ import annotations
 
+from hub.auth import agents_online
 from hub.config import AppSettings, LiveSettings, SettingsError, read_secret
 from hub.db import Database
 from hub.events import (
@@ -182,6 +186,8 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     "UnsanitisableHtml",
     "html_to_text",
     "sanitise_html",
+    # presence
+    "agents_online",
     # live updates
     "AGENTS",
     "LiveSettings",

@@ -155,6 +155,8 @@ class Agent(Base):
     #: Every login cookie carries the epoch it was issued in; raising it
     #: (logout, a new password, deactivation) ends all of them at once.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When a console of theirs last said it was open (hub.auth.mark_seen): "an agent is online" for the chat.
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class LoginThrottle(Base):

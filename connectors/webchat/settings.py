@@ -181,6 +181,8 @@ class WebchatSettings:
     max_attachment_bytes: int
     visitor_token_days: int
     demo_site: bool
+    #: With no agent's console open within this many seconds the chat says the team is away; 0: hours only.
+    agents_online_seconds: int
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first malformed key."""
@@ -190,6 +192,8 @@ class WebchatSettings:
         for key in ("away_after_seconds", "messages_per_minute", "conversations_per_hour", "max_text_chars"):
             if getattr(self, key) < 1:
                 raise SettingsError(f"[webchat] {key}: expected at least 1")
+        if self.agents_online_seconds < 0:
+            raise SettingsError("[webchat] agents_online_seconds: expected 0 (opening hours only) or more")
         if self.max_attachment_bytes < 0:
             raise SettingsError("[webchat] max_attachment_bytes: expected 0 (no attachments) or more")
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +56,7 @@ from hub.contract import (
     LiveSettings,
     ReplyError,
     Sender,
+    agents_online,
     chat_topic,
     deliver,
     issue_stream_token,
@@ -255,15 +256,20 @@ def build_blueprint(
                 raise _Refused(429, None, "too many new chats from this address; try again later")
             visitor_id = new_visitor_id()
         key = session_key(site.name, visitor_id)
+        now = datetime.now(UTC)
+        staffed = True
         with database.write() as session:
             touch(session, key)
             history, current = _history(session, key, identity)
-        now = datetime.now(UTC)
+            if settings.agents_online_seconds:
+                # In the opening hours with nobody at a console, a visitor would wait for nothing.
+                staffed = agents_online(session, timedelta(seconds=settings.agents_online_seconds), now) > 0
         opens = site.opens_next(now)
         return {
             "visitor_token": issue_visitor_token(secret(), site.name, visitor_id, identity),
             "site": site.public(),
-            "open": site.is_open(now),
+            "open": site.is_open(now) and staffed,
+            "agents_online": staffed,
             "opens_at": opens.isoformat().replace("+00:00", "Z") if opens else None,
             "identity": {
                 "name": identity.name,

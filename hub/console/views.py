@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from hub import canned, conversations, live, replies
-from hub.auth import AgentView, LoginPolicy, attempt_login, end_sessions
+from hub.auth import AgentView, LoginPolicy, attempt_login, end_sessions, mark_seen
 from hub.console.words import delivery_problem
 from hub.customers import audit, like_pattern, summary, typed_phone
 from hub.events import Channel
@@ -339,6 +339,15 @@ def status_form(conversation_id: int) -> ResponseReturnValue:
     else:
         flash({"open": "Reopened.", "pending": "Marked pending.", "closed": "Closed."}.get(status, "Done."), "ok")
     return _back(conversation_id)
+
+
+@pages.post("/console/seen")
+@requires("customers.read", page=True)
+def console_seen() -> ResponseReturnValue:
+    """A console page is open (console.js, every minute while visible): the web chat counts the agent online."""
+    with current_runtime().database.write() as db:
+        mark_seen(db, _acting().id)
+    return "", 204
 
 
 # -- what a page embeds: email bodies, attachments, the screen pop -----------------------------------

@@ -85,6 +85,7 @@ def settings(root: Path, db: Path, live_port: int) -> dict[str, dict[str, Any]]:
             "sites": [{"name": SITE, "origins": [ORIGIN]}],
             "messages_per_minute": 10**7,
             "conversations_per_hour": 10**7,
+            "agents_online_seconds": 0,  # no console in the bench: the chat is open
         },
     }
 

@@ -326,6 +326,15 @@
     });
     if (body.dataset.live) {
       connect();
+      // "An agent is online" for the web chat: said while a console tab is visible.
+      const seen = function () {
+        if (document.hidden) return;
+        fetch("/console/seen", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() } })
+          .catch(function () {});
+      };
+      seen();
+      setInterval(seen, 60000);
+      document.addEventListener("visibilitychange", seen);
       document.addEventListener("visibilitychange", function () { if (!document.hidden) wake(); });
       window.addEventListener("online", wake);
     }

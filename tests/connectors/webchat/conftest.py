@@ -30,7 +30,8 @@ def shop_site(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def make_chat_app(make_app: AppFactory) -> Any:
     def factory(*sites: dict[str, Any], **sections: Any) -> Flask:
-        webchat = {"sites": list(sites) or [shop_site()], **sections.pop("webchat", {})}
+        # No agent has a console open in these tests: only the opening hours decide, unless a test says.
+        webchat = {"sites": list(sites) or [shop_site()], "agents_online_seconds": 0, **sections.pop("webchat", {})}
         app = {"connectors": ["webchat", *sections.pop("connectors", [])], **sections.pop("app", {})}
         return make_app(app=app, webchat=webchat, **sections)
 

@@ -6,14 +6,18 @@ Runs on SQLite and PostgreSQL through the app's own routes.
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from hub.models import Customer, Identity, Interaction
+from hub import auth
+from hub.models import Agent, Customer, Identity, Interaction, Role, utcnow
 from hub.runtime import Runtime
+from tests.conftest import make_agent
 from tests.connectors.webchat.conftest import SITE_ORIGIN, say, shop_site, signed, start
+from tests.hub.console import form_token, log_in
 
 
 def _chat(runtime: Runtime) -> list[Interaction]:
@@ -205,3 +209,26 @@ def test_the_demo_site_serves_a_page_embedding_the_widget(make_chat_app: Any) ->
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     frame = client.get("/chat/frame?site=demo").headers["Content-Security-Policy"]
     assert "frame-ancestors http://127.0.0.1:5000 http://localhost:5000" in frame
+
+
+def test_with_no_agent_at_a_console_the_chat_says_the_team_is_away(make_chat_app: Any) -> None:
+    """In the opening hours (here: always) the chat is open only while some agent's console is."""
+    app = make_chat_app(webchat={"agents_online_seconds": 120})
+    runtime = app.extensions["corridor"]
+    visitor = app.test_client()
+    nobody = start(visitor)
+    assert (nobody["open"], nobody["agents_online"]) == (False, False)
+
+    make_agent(runtime, Role.AGENT, email="priya@corridor.test", password="a long enough password")
+    console = app.test_client()
+    assert log_in(console, "priya@corridor.test", "a long enough password").status_code == 302
+    assert start(visitor)["open"] is True  # logging in is a sign of life
+
+    with runtime.database.write() as session:  # the console was closed ten minutes ago
+        session.execute(update(Agent).values(last_seen_at=utcnow() - timedelta(minutes=10)))
+    assert start(visitor)["open"] is False
+    auth._seen_marked.clear()  # a new process, as far as the write throttle knows
+    seen = console.post("/console/seen", headers={"X-CSRF-Token": form_token(console, "/inbox")})
+    assert seen.status_code == 204
+    assert start(visitor)["open"] is True  # the console's minutely "I am open"
+    assert console.post("/console/seen").status_code == 403  # no CSRF token: refused
