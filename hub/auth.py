@@ -198,7 +198,7 @@ def attempt_login(
     blocked = [row.blocked_until for row in rows.values() if row.blocked_until is not None and row.blocked_until > now]
     if blocked:
         minutes = max(1, math.ceil((max(blocked) - now).total_seconds() / 60))
-        _audit_failure(session, email, address, throttled=True)
+        # Not audited: refused unchecked, and anyone knowing an address could fill the trail with them.
         return LoginOutcome(
             None,
             f"Too many failed logins for this account or from this address. Try again in {minutes} minute"
@@ -211,7 +211,7 @@ def attempt_login(
         audit(session, agent.id, "agent.login", "agent", agent.id, address=address)
         agent.last_seen_at = utcnow()
         return LoginOutcome(agent)
-    _audit_failure(session, email, address, throttled=False)
+    tripped = False
     for key in keys:
         row = rows.get(key)
         if row is None:
@@ -229,22 +229,26 @@ def attempt_login(
             row.failures += 1
         if row.failures >= policy.max_failures:
             row.blocked_until = now + policy.window
+            tripped = True
     session.flush()
+    _audit_failure(session, email, address, blocked=tripped)
     return LoginOutcome(None, "Unknown email or wrong password.")
 
 
-def _audit_failure(session: Session, email: str, address: str | None, *, throttled: bool) -> None:
-    """A failed login to an existing account, in the audit trail (not the text typed: it may be a password).
+def _audit_failure(session: Session, email: str, address: str | None, *, blocked: bool) -> None:
+    """A wrong password for an existing account, in the audit trail (not the text typed: it may be a password).
 
-    Failures for addresses that are no account are counted by the throttle
-    only: recording them would let anyone fill the audit trail.
+    ``blocked``: this failure made the throttle refuse further attempts.
+    Failures for addresses that are no account, and attempts the throttle
+    refused unchecked, are counted by the throttle only: recording them
+    would let anyone fill the audit trail.
     """
     try:
         known = session.scalar(select(Agent.id).where(Agent.email == normalise_email(email)))
     except ValueError:
         return
     if known is not None:
-        audit(session, None, "agent.login_failed", "agent", known, address=address, throttled=throttled)
+        audit(session, None, "agent.login_failed", "agent", known, address=address, blocked=blocked)
 
 
 def end_sessions(agent: Agent) -> None:
@@ -282,10 +286,11 @@ def _last_admin(session: Session, agent: Agent) -> bool:
     """Whether ``agent`` is the only active admin: nobody could manage agents without them."""
     if agent.role != Role.ADMIN or not agent.active:
         return False
+    # Other admins who can log in to the console: an API-only admin cannot manage agents there.
     others = session.scalar(
         select(func.count())
         .select_from(Agent)
-        .where(Agent.role == Role.ADMIN, Agent.active.is_(True), Agent.id != agent.id)
+        .where(Agent.role == Role.ADMIN, Agent.active.is_(True), Agent.password_hash != "", Agent.id != agent.id)
     )
     return not others
 

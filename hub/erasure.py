@@ -209,7 +209,9 @@ def _erase_webhook_deliveries(
             )
         )
     for needle in {needle.decode() for needle in _needles(identities)}:
-        doomed.update(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.body.contains(needle))))
+        # autoescape: a %-encoded needle must not be a LIKE pattern matching other people's deliveries.
+        matching = WebhookDelivery.body.contains(needle, autoescape=True)
+        doomed.update(session.scalars(select(WebhookDelivery.id).where(matching)))
     ordered = sorted(doomed)
     for chunk in _chunks(ordered):
         session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))

@@ -76,27 +76,36 @@ def cursor_showing(session: Session, customer_id: int, interaction_id: int, *, l
     """A timeline cursor whose page holds ``interaction_id`` below ``context`` newer ones; None if the first page does.
 
     A search hit opens the conversation at the interaction it found, however
-    far down the customer's story that is. Another customer's interaction,
-    or none, is no reason to move: None.
+    far down the customer's story that is. The story is the one
+    :func:`customer_timeline` pages through: the customer's own interactions
+    and participants' messages in the customer's conversations. An
+    interaction in neither, or none, is no reason to move: None.
     """
+    customer = resolve(session, customer_id)
     target = session.get(Interaction, interaction_id)
-    if target is None or target.customer_id != resolve(session, customer_id).id:
+    if target is None:
         return None
-    newer = list(
-        session.execute(
-            select(Interaction.occurred_at, Interaction.id)
-            .where(
-                Interaction.customer_id == target.customer_id,
-                tuple_(Interaction.occurred_at, Interaction.id) > (target.occurred_at, target.id),
-            )
-            .order_by(Interaction.occurred_at, Interaction.id)
-            .limit(limit)
-        )
+    conversation = session.get(Conversation, target.conversation_id) if target.conversation_id else None
+    if target.customer_id != customer.id and (conversation is None or conversation.customer_id != customer.id):
+        return None
+    oldest_first = (Interaction.occurred_at, Interaction.id)
+    newer = tuple_(Interaction.occurred_at, Interaction.id) > (target.occurred_at, target.id)
+    own = select(Interaction.occurred_at, Interaction.id).where(Interaction.customer_id == customer.id, newer)
+    guests = (
+        select(Interaction.occurred_at, Interaction.id)
+        .join(Conversation, Conversation.id == Interaction.conversation_id)
+        .where(Conversation.customer_id == customer.id, Interaction.customer_id != customer.id, newer)
     )
-    if len(newer) < limit:
+    rows = sorted(
+        [
+            *session.execute(own.order_by(*oldest_first).limit(limit)),
+            *session.execute(guests.order_by(*oldest_first).limit(limit)),
+        ]
+    )[:limit]
+    if len(rows) < limit:
         return None  # fewer newer ones than a page: it is on the first
-    anchor = newer[min(context, len(newer) - 1)]
-    return encode_cursor(anchor.occurred_at, anchor.id)
+    anchor = rows[min(context, len(rows) - 1)]
+    return encode_cursor(anchor[0], anchor[1])
 
 
 def conversation_interactions(session: Session, conversation_id: int) -> TimelinePage:

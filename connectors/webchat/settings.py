@@ -192,8 +192,9 @@ class WebchatSettings:
         for key in ("away_after_seconds", "messages_per_minute", "conversations_per_hour", "max_text_chars"):
             if getattr(self, key) < 1:
                 raise SettingsError(f"[webchat] {key}: expected at least 1")
-        if self.agents_online_seconds < 0:
-            raise SettingsError("[webchat] agents_online_seconds: expected 0 (opening hours only) or more")
+        if self.agents_online_seconds < 0 or 0 < self.agents_online_seconds < 90:
+            # Consoles say they are open every minute: a shorter window would call a staffed team away.
+            raise SettingsError("[webchat] agents_online_seconds: expected 0 (opening hours only) or at least 90")
         if self.max_attachment_bytes < 0:
             raise SettingsError("[webchat] max_attachment_bytes: expected 0 (no attachments) or more")
 

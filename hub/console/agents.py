@@ -10,13 +10,16 @@ cookie).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from werkzeug.security import check_password_hash
 
 from hub.auth import (
     AgentChangeRefused,
+    LoginPolicy,
+    attempt_login,
     check_new_password,
     create_agent,
     end_sessions,
@@ -57,6 +60,8 @@ def create_agent_form() -> ResponseReturnValue:
         if password:
             check_new_password(password)
         role = Role(form.get("role", Role.AGENT.value))
+        if len(form.get("name", "").strip()) > 200:
+            raise AgentChangeRefused("name", "must be at most 200 characters")
         with current_runtime().database.write() as db:
             agent, token = create_agent(
                 db, email=form.get("email", ""), name=form.get("name", "").strip(), role=role,
@@ -119,8 +124,15 @@ def account_page() -> ResponseReturnValue:
     with current_runtime().database.write() as db:
         agent = db.get(Agent, me.id)
         assert agent is not None
-        if not agent.password_hash or not check_password_hash(agent.password_hash, form.get("current", "")):
-            return render_template("account.html", error="Not changed: the current password is wrong."), 400
+        # Through the login's throttle: a stolen cookie must not be a way to guess the password at leisure.
+        runtime = current_runtime()
+        policy = LoginPolicy(
+            runtime.hub.auth.login_max_failures, timedelta(minutes=runtime.hub.auth.login_block_minutes)
+        )
+        checked = attempt_login(db, agent.email, form.get("current", ""), request.remote_addr, policy)
+        if checked.agent is None or checked.agent.id != agent.id:
+            said = checked.message if checked.throttled else "the current password is wrong."
+            return render_template("account.html", error=f"Not changed: {said}"), 429 if checked.throttled else 400
         if form.get("password", "") != form.get("repeat", ""):
             return render_template("account.html", error="Not changed: the two new passwords differ."), 400
         try:

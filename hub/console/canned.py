@@ -41,7 +41,7 @@ def save_canned() -> ResponseReturnValue:
     fields = {"shortcut": form.get("shortcut", ""), "title": form.get("title", ""), "text": form.get("text", "")}
     try:
         with current_runtime().database.write() as db:
-            if raw_id.isdigit():
+            if raw_id.isascii() and raw_id.isdigit():
                 canned.update_canned(db, int(raw_id), **fields, actor_id=_actor())
             else:
                 canned.create_canned(db, **fields, actor_id=_actor())

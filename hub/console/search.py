@@ -158,7 +158,7 @@ def search_page() -> ResponseReturnValue:
         agents = {row.id: row.name for row in db.execute(select(Agent.id, Agent.name))}
         ids = {h.customer_id for h in result.hits} if result else set()
         customer = args.get("customer") or ""
-        if customer.isdigit():
+        if customer.isascii() and customer.isdigit():  # "²" is a digit to isdigit(), not to int()
             ids.add(int(customer))
         named = select(Customer.id, Customer.display_name).where(Customer.id.in_(ids))
         names = {row.id: row.display_name for row in db.execute(named)}

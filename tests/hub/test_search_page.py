@@ -7,11 +7,12 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.events import Channel
 from hub.models import Interaction, Role, SavedSearch
 from hub.runtime import Runtime
+from hub.timeline import cursor_showing, customer_timeline
 from tests.conftest import make_agent
 from tests.hub.console import form_token, log_in
 from tests.hub.events import event, put
@@ -60,10 +61,11 @@ def test_saved_searches_are_the_agents_own(runtime: Runtime, agent_client: Flask
 def test_bad_searches_say_why_on_the_page(runtime: Runtime, agent_client: FlaskClient) -> None:
     for arguments, field in (("q=%22%22", "q"), ("q=x&channel=fax", "channel"), ("q=x&since=yesterday", "since"),
                              ("q=x&preset=5y", "preset"), ("q=x&since=2026-11-02&until=2026-11-01", "since"),
-                             ("q=x&cursor=not-ours", "cursor")):  # fmt: skip
+                             ("q=x&cursor=not-ours", "cursor"), ("q=x&customer=%C2%B2", "customer")):  # fmt: skip
         answer = agent_client.get("/search?" + arguments)
         assert answer.status_code == 400, arguments
         assert f"<strong>{field}</strong>" in answer.get_data(as_text=True), arguments
+    assert agent_client.get("/search?customer=%C2%B2").status_code == 200  # "²" is a digit to str.isdigit only
 
 
 def test_a_hit_opens_its_conversation_at_the_interaction(runtime: Runtime, agent_client: FlaskClient) -> None:
@@ -83,3 +85,30 @@ def test_a_hit_opens_its_conversation_at_the_interaction(runtime: Runtime, agent
     assert f'id="interaction-{oldest}"' not in agent_client.get(f"/conversations/{conversation[1]}").get_data(
         as_text=True
     )
+
+
+def test_the_page_opened_at_a_hit_counts_participants_messages_too(runtime: Runtime) -> None:
+    """A colleague's messages are on the customer's story: the page chosen for an older hit must count them."""
+    first, *_ = put(
+        runtime,
+        event(Channel.EMAIL, "leo@example.com", hours=0, external_id="<l1@example.com>", text="hinge broke"),
+        event(Channel.EMAIL, "leo@example.com", hours=1, text="any news?"),
+        event(Channel.EMAIL, "leo@example.com", hours=2, text="still waiting"),
+    )
+    put(runtime, *[
+        event(Channel.EMAIL, "mia@larkspur.example", hours=3 + n, thread_refs=("<l1@example.com>",), text=f"fwd {n}")
+        for n in range(10)
+    ])  # fmt: skip
+    with runtime.database.read() as session:
+        guests = session.scalar(
+            select(func.count()).select_from(Interaction).where(Interaction.conversation_id == first.conversation_id)
+        )
+        assert guests == 13  # the colleague's messages joined Leo's conversation
+        cursor = cursor_showing(session, first.customer_id, first.interaction_id, limit=5)
+        page = customer_timeline(session, first.customer_id, limit=5, cursor=cursor)
+        assert first.interaction_id in [i.id for i in page.interactions]
+        # A hit that is a participant's message opens where it is too.
+        [mia_first] = session.scalars(select(Interaction.id).where(Interaction.text == "fwd 0"))
+        cursor = cursor_showing(session, first.customer_id, mia_first, limit=5)
+        page = customer_timeline(session, first.customer_id, limit=5, cursor=cursor)
+        assert mia_first in [i.id for i in page.interactions]
