@@ -8,7 +8,7 @@ hub/web/pages.py, so links (``url_for('pages.…')``) in other templates stay va
 
 from __future__ import annotations
 
-from hub.console import agents, canned, search, webhooks  # noqa: F401  (their routes are on the pages blueprint)
+from hub.console import agents, canned, identities, search, webhooks  # noqa: F401  (their routes are on the pages blueprint)
 from hub.console.views import pages
 
 __all__ = ["pages"]

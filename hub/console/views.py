@@ -151,6 +151,8 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
             authors=_authors(db, page.interactions),
             problem=delivery_problem,
             position=live.position(db),
+            # Just merged here: the undo is offered with the confirmation.
+            undo=request.args.get("undo", type=int),
         )
     if not fragment and not request.args.get("cursor"):  # a look at the customer, not a live refresh or a page of it
         record_view(customer_id, "console.customer")
