@@ -125,11 +125,17 @@ def test_a_visitor_can_have_the_chat_emailed(app: Flask, runtime: Runtime, smtp_
 
 
 def test_site_settings_name_what_is_wrong() -> None:
-    def check(**site: Any) -> None:
+    def check(agents_online_seconds: int = 180, **site: Any) -> None:
         WebchatSettings(
             sites=[shop_site(**site)], away_after_seconds=90, messages_per_minute=20, conversations_per_hour=30,
             max_text_chars=4000, max_attachment_bytes=0, visitor_token_days=30, demo_site=False,
+            agents_online_seconds=agents_online_seconds,
         ).validate()  # fmt: skip
+
+    check()  # the defaults pass
+    check(agents_online_seconds=0)  # hours only
+    with pytest.raises(SettingsError, match="agents_online_seconds"):
+        check(agents_online_seconds=30)  # shorter than the consoles' minutely heartbeat: always "away"
 
     for bad, words in [
         ({"origins": ["https://shop.example/path"]}, "origins"),
