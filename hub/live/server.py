@@ -143,6 +143,8 @@ class StreamServer:
         self._by_topic: dict[str, set[_Stream]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        #: stop() may come before serve() has a loop (a parent killed in the first second).
+        self._stop_requested = threading.Event()
 
     @property
     def stream_count(self) -> int:
@@ -170,6 +172,8 @@ class StreamServer:
         """Serve until :meth:`stop`; ``ready`` gets the bound port once streams are accepted."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        if self._stop_requested.is_set():
+            return  # asked to stop before it began: never bind the port, or nobody would stop it
         await self._loop.run_in_executor(None, self.feed.start)
         server = await asyncio.start_server(self._handle, host, port, limit=_HEAD_LIMIT, backlog=4096)
         self.port = server.sockets[0].getsockname()[1]
@@ -187,7 +191,8 @@ class StreamServer:
             await asyncio.get_running_loop().run_in_executor(None, self.feed.stop)
 
     def stop(self) -> None:
-        """Stop serving (from any thread)."""
+        """Stop serving (from any thread), or never start if :meth:`serve` has not begun yet."""
+        self._stop_requested.set()
         if self._loop is not None and self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
 

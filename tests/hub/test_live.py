@@ -6,6 +6,8 @@ Everything here runs on SQLite and PostgreSQL, against a real stream server
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -223,3 +225,17 @@ def test_open_streams_are_counted_for_the_metrics(runtime: Runtime, streams: str
     while open_now() > before and time.monotonic() < deadline + 5:
         time.sleep(0.01)
     assert open_now() == before
+
+
+def test_a_stop_before_serving_begins_means_it_never_serves(runtime: Runtime) -> None:
+    """``corridor run`` killed in its first second: the stream server's parent watch stops it before it serves.
+
+    That stop came before the server had a loop, was dropped, and the orphan then held port 5001 for good.
+    """
+    server = _server(runtime)
+    server.stop()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (asyncio.run(server.serve("127.0.0.1", 0)), done.set()), daemon=True)
+    thread.start()
+    assert done.wait(5), "the stream server kept serving after it was told to stop"
+    assert server.port == 0  # it never bound a port
