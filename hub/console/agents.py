@@ -32,11 +32,7 @@ from hub.customers import audit
 from hub.models import Agent, Role
 from hub.runtime import current_runtime
 from hub.web.access import current_agent, requires, start_session
-
-
-def _actor() -> int | None:
-    agent = current_agent()
-    return agent.id if agent else None
+from hub.web.api.args import acting_agent_id
 
 
 def _agents_page(status: int = 200, **extra: object) -> ResponseReturnValue:
@@ -65,7 +61,7 @@ def create_agent_form() -> ResponseReturnValue:
         with current_runtime().database.write() as db:
             agent, token = create_agent(
                 db, email=form.get("email", ""), name=form.get("name", "").strip(), role=role,
-                password=password or None, actor_id=_actor(),
+                password=password or None, actor_id=acting_agent_id(),
             )  # fmt: skip
             created = {"name": agent.name, "email": agent.email, "token": token}
     except (AgentChangeRefused, ValueError) as exc:
@@ -87,18 +83,18 @@ def change_agent(agent_id: int) -> ResponseReturnValue:
                 return redirect(url_for("pages.agents_page"))
             name = agent.name
             if "role" in form:
-                set_role(db, agent, Role(form["role"]), actor_id=_actor())
+                set_role(db, agent, Role(form["role"]), actor_id=acting_agent_id())
                 said = f"{name} is now {form['role']}."
             elif "active" in form:
-                set_active(db, agent, form["active"] == "1", actor_id=_actor())
+                set_active(db, agent, form["active"] == "1", actor_id=acting_agent_id())
                 said = f"{name} can work again." if agent.active else f"{name} is deactivated: logged out, token off."
             elif "password" in form:
                 check_new_password(form["password"])
-                set_password(db, agent, form["password"], actor_id=_actor())
+                set_password(db, agent, form["password"], actor_id=acting_agent_id())
                 said = f"New password set for {name}; their sessions have ended. Tell them in person, not by email."
             elif "logout" in form:
                 end_sessions(agent)
-                audit(db, _actor(), "agent.logout_everywhere", "agent", agent.id)
+                audit(db, acting_agent_id(), "agent.logout_everywhere", "agent", agent.id)
                 said = f"{name} is logged out everywhere."
             else:
                 said = "Nothing to change."

@@ -15,12 +15,8 @@ from hub import canned
 from hub.console.views import pages
 from hub.conversations import ActionError
 from hub.runtime import current_runtime
-from hub.web.access import current_agent, requires
-
-
-def _actor() -> int | None:
-    agent = current_agent()
-    return agent.id if agent else None
+from hub.web.access import requires
+from hub.web.api.args import acting_agent_id
 
 
 @pages.get("/canned")
@@ -42,9 +38,9 @@ def save_canned() -> ResponseReturnValue:
     try:
         with current_runtime().database.write() as db:
             if raw_id.isascii() and raw_id.isdigit():
-                canned.update_canned(db, int(raw_id), **fields, actor_id=_actor())
+                canned.update_canned(db, int(raw_id), **fields, actor_id=acting_agent_id())
             else:
-                canned.create_canned(db, **fields, actor_id=_actor())
+                canned.create_canned(db, **fields, actor_id=acting_agent_id())
     except (ActionError, IntegrityError) as exc:
         if isinstance(exc, ActionError):
             flash(f"Not saved: {exc.field} {exc.message}.", "error")
@@ -63,7 +59,7 @@ def save_canned() -> ResponseReturnValue:
 def delete_canned(canned_id: int) -> ResponseReturnValue:
     try:
         with current_runtime().database.write() as db:
-            canned.delete_canned(db, canned_id, actor_id=_actor())
+            canned.delete_canned(db, canned_id, actor_id=acting_agent_id())
     except ActionError:
         flash("That snippet does not exist (any more).", "info")
     else:

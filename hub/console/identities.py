@@ -30,15 +30,11 @@ from hub.events import IdentityKind
 from hub.identity import InvalidAddress
 from hub.models import Conversation, Identity, Interaction
 from hub.runtime import current_runtime
-from hub.web.access import current_agent, requires
+from hub.web.access import requires
+from hub.web.api.args import acting_agent_id
 
 #: What an agent links by hand.
 LINKABLE = {"email": IdentityKind.EMAIL, "phone": IdentityKind.PHONE}
-
-
-def _actor() -> int | None:
-    agent = current_agent()
-    return agent.id if agent else None
 
 
 def _back(customer_id: int) -> ResponseReturnValue:
@@ -57,7 +53,7 @@ def link_identity(customer_id: int) -> ResponseReturnValue:
     try:
         with runtime.database.write() as db:
             add_identity(
-                db, customer_id, kind, value, actor_id=_actor(), default_region=runtime.pipeline.default_region
+                db, customer_id, kind, value, actor_id=acting_agent_id(), default_region=runtime.pipeline.default_region
             )
     except InvalidAddress as exc:
         flash(f"Not linked: {exc}.", "error")
@@ -88,7 +84,7 @@ def _owner(db: Session, kind: IdentityKind, value: str, region: str) -> int | No
 def unlink_identity(customer_id: int, identity_id: int) -> ResponseReturnValue:
     try:
         with current_runtime().database.write() as db:
-            remove_identity(db, customer_id, identity_id, actor_id=_actor())
+            remove_identity(db, customer_id, identity_id, actor_id=acting_agent_id())
     except NotFound:
         flash("That address is not linked to this customer (any more).", "info")
     else:
@@ -146,7 +142,7 @@ def merge_form(customer_id: int) -> ResponseReturnValue:
         return redirect(url_for("pages.merge_preview", customer_id=customer_id))
     try:
         with current_runtime().database.write() as db:
-            record = merge(db, int(raw), customer_id, actor_id=_actor())
+            record = merge(db, int(raw), customer_id, actor_id=acting_agent_id())
             merge_id, target_id = record.id, record.target_id
     except (Conflict, NotFound) as exc:
         flash(f"Not merged: {exc}.", "error")
@@ -160,7 +156,7 @@ def merge_form(customer_id: int) -> ResponseReturnValue:
 def undo_merge_form(merge_id: int) -> ResponseReturnValue:
     try:
         with current_runtime().database.write() as db:
-            record = unmerge(db, merge_id, actor_id=_actor())
+            record = unmerge(db, merge_id, actor_id=acting_agent_id())
             target_id = record.target_id
     except (Conflict, NotFound) as exc:
         flash(f"Not undone: {exc}.", "error")

@@ -19,15 +19,11 @@ from hub.integrations import subscriptions as service
 from hub.integrations.delivery import send_test_now
 from hub.models import WebhookDelivery
 from hub.runtime import current_runtime
-from hub.web.access import current_agent, requires
+from hub.web.access import requires
+from hub.web.api.args import acting_agent_id
 
 #: Deliveries a page of the log.
 LOG_PAGE = 50
-
-
-def _actor() -> int | None:
-    agent = current_agent()
-    return agent.id if agent else None
 
 
 @pages.get("/admin/webhooks")
@@ -53,7 +49,7 @@ def create_webhook() -> ResponseReturnValue:
         with runtime.database.write() as db:
             subscription = service.create_subscription(
                 db, webhook_settings(runtime.settings), url=url, events=events, description=description,
-                actor_id=_actor(),
+                actor_id=acting_agent_id(),
             )  # fmt: skip
             created = subscription.id
     except service.InvalidSubscription as exc:
@@ -94,7 +90,7 @@ def update_webhook(subscription_id: int) -> ResponseReturnValue:
     try:
         with runtime.database.write() as db:
             service.update_subscription(
-                db, webhook_settings(runtime.settings), subscription_id, changes, actor_id=_actor()
+                db, webhook_settings(runtime.settings), subscription_id, changes, actor_id=acting_agent_id()
             )
     except service.InvalidSubscription as exc:
         flash(f"Not changed: {exc.field} {exc.message}.", "error")
@@ -128,7 +124,7 @@ def test_webhook(subscription_id: int) -> ResponseReturnValue:
 def delete_webhook(subscription_id: int) -> ResponseReturnValue:
     try:
         with current_runtime().database.write() as db:
-            service.remove_subscription(db, subscription_id, actor_id=_actor())
+            service.remove_subscription(db, subscription_id, actor_id=acting_agent_id())
     except NotFound:
         flash("That subscription does not exist (any more).", "info")
     else:

@@ -95,8 +95,8 @@ class SearchHit:
     snippet: str
 
     @classmethod
-    def from_row(cls, row: Any) -> SearchHit:
-        """A hit from a search query's row, whose ``snippet`` is the engine's raw marked text."""
+    def from_row(cls, row: Any, snippet: str | None = None) -> SearchHit:
+        """A hit from a search query's row, whose ``snippet`` is the engine's raw marked text (or ``snippet``, safe)."""
         return cls(
             interaction_id=row.id,
             customer_id=row.customer_id,
@@ -105,7 +105,7 @@ class SearchHit:
             direction=row.direction,
             occurred_at=row.occurred_at,
             subject=row.subject,
-            snippet=safe_snippet(row.snippet or ""),
+            snippet=safe_snippet(row.snippet or "") if snippet is None else snippet,
         )
 
 

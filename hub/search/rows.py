@@ -122,13 +122,4 @@ def _plain(row: Any) -> SearchHit:
     start = row.snippet or ""
     if len(start) > PLAIN_SNIPPET:
         start = start[:PLAIN_SNIPPET].rstrip() + "…"
-    return SearchHit(
-        interaction_id=row.id,
-        customer_id=row.customer_id,
-        conversation_id=row.conversation_id,
-        channel=row.channel,
-        direction=row.direction,
-        occurred_at=row.occurred_at,
-        subject=row.subject,
-        snippet=html.escape(start),
-    )
+    return SearchHit.from_row(row, snippet=html.escape(start))
