@@ -10,16 +10,9 @@ from sqlalchemy import select
 from hub.models import Agent, Role
 from hub.runtime import Runtime
 from tests.conftest import make_agent
+from tests.hub.console import log_in_page
 
 ADA = ("ada@corridor.test", "ada's long password")
-
-
-def _log_in(page: Page, base: str, email: str, password: str) -> None:
-    page.goto(base + "/login", wait_until="domcontentloaded")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def _row(page: Page, runtime: Runtime, email: str) -> str:
@@ -32,7 +25,7 @@ def test_an_admin_adds_promotes_deactivates_and_resets_an_agent(
     runtime: Runtime, served: str, page: Page, browser: Browser
 ) -> None:
     make_agent(runtime, Role.ADMIN, email=ADA[0], password=ADA[1])
-    _log_in(page, served, *ADA)
+    log_in_page(page, served, *ADA)
     page.click("header.top nav a:has-text('Agents')")
     page.fill("#a-name", "Bo Berg")
     page.fill("#a-email", "Bo@Corridor.test")
@@ -57,7 +50,7 @@ def test_an_admin_adds_promotes_deactivates_and_resets_an_agent(
         page.click(f"{bo} button:has-text('Set')")
     expect(page.locator(".flash.ok")).to_contain_text("Bo Berg is now supervisor")
     bo_page = browser.new_context().new_page()
-    _log_in(bo_page, served, "bo@corridor.test", "bo's first password")
+    log_in_page(bo_page, served, "bo@corridor.test", "bo's first password")
     expect(bo_page.locator("header.top nav a:has-text('Reports')")).to_have_count(1)
 
     # Deactivated: Bo's open browser and token stop at once.
@@ -84,9 +77,9 @@ def test_an_admin_adds_promotes_deactivates_and_resets_an_agent(
     with page.expect_navigation():
         page.click(f"{bo} button:has-text('Set password')")
     expect(page.locator(".flash.ok")).to_contain_text("New password set for Bo Berg")
-    _log_in(bo_page, served, "bo@corridor.test", "bo's first password")
+    log_in_page(bo_page, served, "bo@corridor.test", "bo's first password")
     expect(bo_page.locator("[role=alert]")).to_contain_text("wrong password")
-    _log_in(bo_page, served, "bo@corridor.test", "bo's second password")
+    log_in_page(bo_page, served, "bo@corridor.test", "bo's second password")
     assert bo_page.url.endswith("/inbox")
     with runtime.database.read() as session:
         roles = list(session.scalars(select(Agent.role).where(Agent.email == "bo@corridor.test")))
@@ -95,9 +88,9 @@ def test_an_admin_adds_promotes_deactivates_and_resets_an_agent(
 
 def test_an_agent_changes_their_own_password(runtime: Runtime, served: str, page: Page, browser: Browser) -> None:
     make_agent(runtime, Role.AGENT, email="cy@corridor.test", password="cy's old password")
-    _log_in(page, served, "cy@corridor.test", "cy's old password")
+    log_in_page(page, served, "cy@corridor.test", "cy's old password")
     elsewhere = browser.new_context().new_page()
-    _log_in(elsewhere, served, "cy@corridor.test", "cy's old password")
+    log_in_page(elsewhere, served, "cy@corridor.test", "cy's old password")
     page.click("header.top a.agent-name")
     page.fill("#current", "not it")
     page.fill("#new-password", "cy's new password")
@@ -130,7 +123,7 @@ def test_an_agent_changes_their_own_password(runtime: Runtime, served: str, page
 def test_an_admins_pages_fit_a_390_px_phone(runtime: Runtime, served: str, browser: Browser) -> None:
     make_agent(runtime, Role.ADMIN, email=ADA[0], password=ADA[1])
     phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-    _log_in(phone, served, *ADA)
+    log_in_page(phone, served, *ADA)
     for path in ("/inbox", "/search?q=parcel", "/admin/agents", "/admin/webhooks", "/canned", "/account"):
         phone.goto(served + path, wait_until="domcontentloaded")
         width = phone.evaluate("document.documentElement.scrollWidth")

@@ -10,17 +10,10 @@ from hub.events import Channel
 from hub.models import Customer, Identity, Role
 from hub.runtime import Runtime
 from tests.conftest import make_agent
+from tests.hub.console import log_in_page
 from tests.hub.events import event, put
 
 PASSWORD = "a long enough password"
-
-
-def _log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login", wait_until="domcontentloaded")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def test_a_supervisor_links_previews_a_merge_merges_and_undoes_it(runtime: Runtime, served: str, page: Page) -> None:
@@ -30,7 +23,7 @@ def test_a_supervisor_links_previews_a_merge_merges_and_undoes_it(runtime: Runti
         event(Channel.SMS, "+14155550142", hours=1, text="It's Ana, any news on 48213?"),
     )
     make_agent(runtime, Role.SUPERVISOR, email="sam@corridor.test", password=PASSWORD)
-    _log_in(page, served, "sam@corridor.test")
+    log_in_page(page, served, "sam@corridor.test", PASSWORD)
     page.goto(f"{served}/customers/{ana.customer_id}", wait_until="domcontentloaded")
 
     page.select_option("#link-kind", "email")
@@ -70,7 +63,7 @@ def test_a_supervisor_links_previews_a_merge_merges_and_undoes_it(runtime: Runti
 def test_agents_link_addresses_but_do_not_merge(runtime: Runtime, served: str, page: Page) -> None:
     [ana] = put(runtime, event(Channel.EMAIL, "ana@example.com", name="Ana Lima"))
     make_agent(runtime, Role.AGENT, email="priya@corridor.test", password=PASSWORD)
-    _log_in(page, served, "priya@corridor.test")
+    log_in_page(page, served, "priya@corridor.test", PASSWORD)
     page.goto(f"{served}/customers/{ana.customer_id}", wait_until="domcontentloaded")
     expect(page.locator("#link-value")).to_be_visible()
     expect(page.locator("a:has-text('Merge another customer')")).to_have_count(0)

@@ -20,16 +20,9 @@ from hub.demo import DEMO_AGENT_EMAIL, DEMO_PASSWORD, DEMO_SUPERVISOR_EMAIL, SHO
 from hub.events import IdentityKind
 from hub.models import AuditRecord, Customer, Identity, Interaction
 from hub.runtime import Runtime
+from tests.hub.console import log_in_page
 
 SCREENSHOT = Path("/tmp/corridor-search.png")
-
-
-def _log_in(page: Page, base: str, email: str, target: str) -> None:
-    page.goto(base + target, wait_until="domcontentloaded")
-    page.fill("#email", email)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + target)
 
 
 def _search(page: Page, text: str) -> None:
@@ -64,7 +57,7 @@ def test_a_supervisor_searches_narrows_exports_saves_and_opens_a_hit(runtime: Ru
             )
         )
 
-    _log_in(page, served, DEMO_SUPERVISOR_EMAIL, "/inbox")
+    log_in_page(page, served, DEMO_SUPERVISOR_EMAIL, DEMO_PASSWORD, "/inbox")
     page.click("header.top nav a:has-text('Search')")
     expect(page.locator("h1")).to_have_text("Search")
     _search(page, SHOWCASE_ORDER)
@@ -138,7 +131,7 @@ def test_a_supervisor_searches_narrows_exports_saves_and_opens_a_hit(runtime: Ru
 
 def test_an_agent_searches_but_cannot_export(runtime: Runtime, served: str, page: Page) -> None:
     load_demo(runtime, echo=lambda _line: None)
-    _log_in(page, served, DEMO_AGENT_EMAIL, "/search")
+    log_in_page(page, served, DEMO_AGENT_EMAIL, DEMO_PASSWORD, "/search")
     _search(page, SHOWCASE_EMAIL.upper())  # an address, in any case
     assert _total(page) > 0
     with runtime.database.read() as db:

@@ -17,6 +17,7 @@ from hub.integrations.worker import WebhookWorker
 from hub.models import Role
 from hub.runtime import Runtime
 from tests.conftest import AppFactory, make_agent, serving
+from tests.hub.console import log_in_page
 from tests.hub.events import event, put
 from tests.hub.receiver import Receiver, receiving
 
@@ -36,21 +37,13 @@ def hooked(make_app: AppFactory) -> Iterator[tuple[Flask, str]]:
         yield app, url
 
 
-def _log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login", wait_until="domcontentloaded")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-
-
 def test_an_admin_subscribes_tests_pauses_resumes_and_unsubscribes(
     hooked: tuple[Flask, str], receiver: Receiver, page: Page
 ) -> None:
     app, base = hooked
     runtime: Runtime = app.extensions["corridor"]
     make_agent(runtime, Role.ADMIN, email="ada@corridor.test", password=PASSWORD)
-    _log_in(page, base, "ada@corridor.test")
+    log_in_page(page, base, "ada@corridor.test", PASSWORD)
     page.click("header.top nav a:has-text('Webhooks')")
     expect(page.locator("h1")).to_have_text("Webhooks")
 
@@ -112,7 +105,7 @@ def test_an_admin_subscribes_tests_pauses_resumes_and_unsubscribes(
 def test_webhooks_are_for_admins_only(hooked: tuple[Flask, str], page: Page) -> None:
     app, base = hooked
     make_agent(app.extensions["corridor"], Role.SUPERVISOR, email="sam@corridor.test", password=PASSWORD)
-    _log_in(page, base, "sam@corridor.test")
+    log_in_page(page, base, "sam@corridor.test", PASSWORD)
     expect(page.locator("header.top nav a:has-text('Webhooks')")).to_have_count(0)
     response = page.goto(base + "/admin/webhooks", wait_until="domcontentloaded")
     assert response is not None

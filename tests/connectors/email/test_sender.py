@@ -395,8 +395,6 @@ def test_a_colleagues_forward_joins_the_thread_and_the_reply_still_goes_to_the_c
     assert threaded["fwd-1@larkspur.example"]["customer_id"] != jane  # ...filed on Mia, who wrote it...
     story = client.get(f"/api/customers/{jane}/timeline", headers=auth).json["interactions"]
     assert "fwd-1@larkspur.example" in [i["external_id"] for i in story]  # ...and on Jane's timeline too
-    page = client.get(f"/conversations/{conversation}")
-    assert page.status_code in (200, 302)
 
     # The answer goes to the conversation's customer, not to whoever wrote last.
     assert send_reply(client, auth, conversation).status_code == 201
