@@ -182,9 +182,13 @@ def _throttle_keys(email: str, address: str | None) -> list[str]:
 
 
 def attempt_login(
-    session: Session, email: str, password: str, address: str | None, policy: LoginPolicy
+    session: Session, email: str, password: str, address: str | None, policy: LoginPolicy, *, logs_in: bool = True
 ) -> LoginOutcome:
     """Check a login, counting failures per account and per client address.
+
+    ``logs_in=False`` checks a password again for someone logged in already
+    (before changing it): throttled and its failures audited the same, but a
+    success is no ``agent.login`` in the audit trail, since nobody logged in.
 
     After ``policy.max_failures`` failures within the window, for the
     account or from the address, every attempt is refused for the window,
@@ -208,8 +212,9 @@ def attempt_login(
     agent = agent_for_login(session, email, password)
     if agent is not None:
         session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
-        audit(session, agent.id, "agent.login", "agent", agent.id, address=address)
-        agent.last_seen_at = utcnow()
+        if logs_in:
+            audit(session, agent.id, "agent.login", "agent", agent.id, address=address)
+            agent.last_seen_at = utcnow()
         return LoginOutcome(agent)
     tripped = False
     for key in keys:
@@ -286,13 +291,19 @@ def _last_admin(session: Session, agent: Agent) -> bool:
     """Whether ``agent`` is the only active admin: nobody could manage agents without them."""
     if agent.role != Role.ADMIN or not agent.active:
         return False
+    # The console admins' rows are locked (PostgreSQL; SQLite's writers take
+    # turns anyway) until the change commits: two admins demoting each other
+    # at the same moment would otherwise each count the other and both
+    # succeed. The second waits, then reads the first's change. Ids, not a
+    # count: FOR UPDATE cannot lock an aggregate's rows.
+    admins = session.scalars(
+        select(Agent.id)
+        .where(Agent.role == Role.ADMIN, Agent.active.is_(True), Agent.password_hash != "")
+        .order_by(Agent.id)
+        .with_for_update()
+    ).all()
     # Other admins who can log in to the console: an API-only admin cannot manage agents there.
-    others = session.scalar(
-        select(func.count())
-        .select_from(Agent)
-        .where(Agent.role == Role.ADMIN, Agent.active.is_(True), Agent.password_hash != "", Agent.id != agent.id)
-    )
-    return not others
+    return not [admin for admin in admins if admin != agent.id]
 
 
 def set_role(session: Session, agent: Agent, role: Role, *, actor_id: int | None) -> None:
