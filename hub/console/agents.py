@@ -125,7 +125,7 @@ def account_page() -> ResponseReturnValue:
         policy = LoginPolicy(
             runtime.hub.auth.login_max_failures, timedelta(minutes=runtime.hub.auth.login_block_minutes)
         )
-        checked = attempt_login(db, agent.email, form.get("current", ""), request.remote_addr, policy)
+        checked = attempt_login(db, agent.email, form.get("current", ""), request.remote_addr, policy, logs_in=False)
         if checked.agent is None or checked.agent.id != agent.id:
             said = checked.message if checked.throttled else "the current password is wrong."
             return render_template("account.html", error=f"Not changed: {said}"), 429 if checked.throttled else 400

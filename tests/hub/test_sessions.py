@@ -135,6 +135,20 @@ def test_logins_logouts_failures_and_console_views_are_in_the_audit_trail(make_a
     assert not [r for r in records if "guess" in repr(r.details)]  # what was typed is never kept
 
 
+def test_a_password_change_is_audited_as_one_not_as_a_login(app: Flask, runtime: Runtime, mia: str) -> None:
+    browser = app.test_client()
+    assert log_in(browser) == 302
+    new = "battery staple"
+    form = {"current": PASSWORD, "password": new, "repeat": new, "csrf_token": form_token(browser, "/account")}
+    assert browser.post("/account", data=form).status_code == 302
+
+    with runtime.database.read() as session:
+        actions = session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)).all()
+    # From the login on: the current password typed again proves who asks; nobody logged in a second time.
+    assert actions[actions.index("agent.login") :] == ["agent.login", "agent.password"]
+    assert logged_in(browser)
+
+
 def test_the_bearer_scheme_is_case_insensitive(client: FlaskClient, auth: dict[str, str]) -> None:
     token = auth["Authorization"].split(" ", 1)[1]
     for scheme in ("bearer", "BEARER", "Bearer"):
