@@ -92,6 +92,14 @@ def test_an_admin_subscribes_tests_pauses_resumes_and_unsubscribes(
     assert receiver.requests[-1].body["type"] == "interaction.created"
     page.reload()
     expect(page.locator("table.deliveries .state", has_text="delivered")).to_have_count(2)
+    # On a phone the log's header is hidden, so its numbers say what they are.
+    page.set_viewport_size({"width": 390, "height": 844})
+    attempts = page.locator("table.deliveries tbody tr td.when").first
+    label = attempts.evaluate("cell => getComputedStyle(cell, '::before').content")
+    assert label == '"Attempts: "', label
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert attempts.evaluate("cell => getComputedStyle(cell, '::before').content") == "none"
     page.goto(base + "/admin/webhooks", wait_until="domcontentloaded")
     expect(page.locator("table.webhooks tbody tr")).to_contain_text("The CRM")
 
