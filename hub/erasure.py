@@ -36,13 +36,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus
+
+import phonenumbers
 
 from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.customers import NotFound, audit, resolve
 from hub.db import Database, affected
+from hub.events import IdentityKind
+from hub.identity import InvalidAddress, normalise_email, normalise_phone
 from hub.live import AGENTS, publish
 from hub.models import (
     AppliedUpdate,
@@ -66,7 +70,8 @@ from hub.models import (
     WebhookDelivery,
     utcnow,
 )
-from hub.search import IndexDocument, SearchBackend
+from hub.search import IndexDocument, InvalidQuery, SearchBackend
+from hub.search.query import parse_terms
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +223,47 @@ def _erase_webhook_deliveries(
     return len(ordered)
 
 
+def _typed_addresses(arguments: str, regions: set[str]) -> set[str]:
+    """The whole numbers and addresses a saved search's words name, normalised as the search reads them.
+
+    An agent types "030 2312 5042" or "Maria.Keller@Example.COM"; the stored
+    forms of the person's addresses are not in that text, but the search
+    finds the person with it. A number is read in the regions of the
+    person's own numbers, so no other number can be taken for theirs.
+    """
+    found: set[str] = set()
+    for typed in parse_qs(arguments).get("q", []):
+        try:
+            terms = parse_terms(typed)
+        except InvalidQuery:
+            continue
+        for term in terms:
+            try:
+                if term.kind == "phone":
+                    found.update(normalise_phone(term.value, region) for region in regions)
+                elif term.kind == "address":
+                    found.add(normalise_email(term.value))
+            except InvalidAddress:
+                continue
+    return found
+
+
 def _erase_saved_searches(session: Session, customer_ids: Sequence[int], identities: Sequence[Identity]) -> int:
-    """Agents' saved searches for the person: by their customer id, or naming one of their addresses."""
+    """Agents' saved searches for the person: by their customer id, or naming one of their addresses in any form."""
     needles = {needle.decode() for needle in _needles(identities)}
+    addresses = {i.value for i in identities if i.kind in (IdentityKind.PHONE, IdentityKind.EMAIL)}
+    regions = {
+        region
+        for i in identities
+        if i.kind == IdentityKind.PHONE
+        and (region := phonenumbers.region_code_for_number(phonenumbers.parse(i.value)))
+    }
     doomed = [
         saved.id
         for saved in session.scalars(select(SavedSearch))  # a few per agent: read them all
         if any(f"customer={customer_id}" in saved.arguments.split("&") for customer_id in customer_ids)
         or any(needle.lower() in saved.arguments.lower() for needle in needles)
+        or addresses & _typed_addresses(saved.arguments, regions)
     ]
     if doomed:
         session.execute(delete(SavedSearch).where(SavedSearch.id.in_(doomed)))
