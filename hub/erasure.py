@@ -39,7 +39,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus
 
 import phonenumbers
-
 from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -255,8 +254,7 @@ def _erase_saved_searches(session: Session, customer_ids: Sequence[int], identit
     regions = {
         region
         for i in identities
-        if i.kind == IdentityKind.PHONE
-        and (region := phonenumbers.region_code_for_number(phonenumbers.parse(i.value)))
+        if i.kind == IdentityKind.PHONE and (region := phonenumbers.region_code_for_number(phonenumbers.parse(i.value)))
     }
     doomed = [
         saved.id
