@@ -33,7 +33,7 @@ from hub.runtime import Runtime, current_runtime
 from hub.search import SearchBackend, SearchHit, SearchQuery, database_fallback
 from hub.search.addresses import with_addresses
 from hub.search.engine import EngineBackend, EngineError, EngineRequestError
-from hub.search.facets import database_facets
+from hub.search.facets import database_facets, sampled_facets
 from hub.search.fallback import Fallback
 from hub.search.query import INTERVALS, NEWEST_SORT, Facets, Filters, query_clause
 from hub.web.access import requires
@@ -137,10 +137,18 @@ class SearchResult:
     facets: Facets | None = None
     #: Set when the engine failed and the database answered instead.
     fallback: Fallback | None = None
+    #: Set when the facets count only the newest this many of more matches (``total`` is then None).
+    facets_sample: int | None = None
 
 
-def run_search(runtime: Runtime, query: SearchQuery, interval: str | None) -> SearchResult:
+def run_search(
+    runtime: Runtime, query: SearchQuery, interval: str | None, facet_sample: int | None = None
+) -> SearchResult:
     """One page of ``query`` on the configured backend, with facets by ``interval`` unless it is None.
+
+    With ``facet_sample``, the database counts facets over at most that many
+    matches, the newest (``hub.search.facets.sampled_facets``); an engine
+    always counts them all, in the same request as the page.
 
     On an engine that fails, or failed moments ago (its circuit is open), the
     database answers what it can (``hub.search.fallback``), and says so.
@@ -149,7 +157,7 @@ def run_search(runtime: Runtime, query: SearchQuery, interval: str | None) -> Se
         backend = runtime.search
         if not isinstance(backend, EngineBackend):
             return _database_search(session, runtime, backend, _resolved(session, runtime, query, engine=False),
-                                    interval)  # fmt: skip
+                                    interval, facet_sample)  # fmt: skip
         metrics = instruments()
         circuit = backend.circuit
         if circuit.allow():
@@ -183,21 +191,26 @@ def run_search(runtime: Runtime, query: SearchQuery, interval: str | None) -> Se
                 f"again in {max(1, round(circuit.retry_in()))} s",
             )
         metrics.search_fallback.labels(reason).inc()
-        answered = _database_search(session, runtime, fallback, database_query, interval)
+        answered = _database_search(session, runtime, fallback, database_query, interval, facet_sample)
         # Only words can be ranked: an address-only search lists newest first on every backend.
         order = "relevance" if query.order == "relevance" and database_query.text.strip() else "newest"
         what = "postgres" if fallback.name == "postgres" else "identities"
         return replace(answered, fallback=Fallback(reason, circuit.problem, what, order, round(circuit.retry_in(), 1)))
 
 
-def _database_search(
-    session: Session, runtime: Runtime, backend: SearchBackend, query: SearchQuery, interval: str | None
-) -> SearchResult:
+def _database_search(session: Session, runtime: Runtime, backend: SearchBackend, query: SearchQuery,
+                     interval: str | None, facet_sample: int | None) -> SearchResult:  # fmt: skip
     page = backend.search(session, query)
     if interval is None:
         return SearchResult(page.hits, page.next_cursor)
-    total, counted = database_facets(session, runtime.database.dialect, query, interval)
-    return SearchResult(page.hits, page.next_cursor, total, counted)
+    dialect = runtime.database.dialect
+    if facet_sample is None:
+        total, counted = database_facets(session, dialect, query, interval)
+        return SearchResult(page.hits, page.next_cursor, total, counted)
+    sampled = sampled_facets(session, dialect, query, interval, facet_sample)
+    if sampled.complete:
+        return SearchResult(page.hits, page.next_cursor, sampled.counted, sampled.facets)
+    return SearchResult(page.hits, page.next_cursor, None, sampled.facets, facets_sample=sampled.counted)
 
 
 def fallback_json(fallback: Fallback) -> dict[str, Any]:
