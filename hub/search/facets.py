@@ -98,24 +98,26 @@ def sampled_facets(session: Session, dialect: str, query: SearchQuery, interval:
     if dialect == "sqlite" and query.text.strip():
         from hub.search.sqlite_fts import SqliteFts
 
+        ids = SqliteFts().newest_ids(session, query, sample + 1)
+        complete = len(ids) <= sample
         # One statement for the rows, probed by id: 1,000-name IN lists cost more to bind than to run.
-        params["ids"] = json.dumps(SqliteFts().newest_ids(session, query, sample + 1))
+        params["ids"] = json.dumps(ids[:sample])
         sql = f"SELECT {selected} FROM interaction AS i WHERE i.id IN (SELECT value FROM json_each(:ids))"
+        rows = session.execute(text(sql), params).all()
     else:
         where = " AND ".join(_matched(query, params, dialect) + conditions(query, params, dialect)) or "true"
         sql = (
             f"SELECT {selected} FROM interaction AS i WHERE {where} ORDER BY i.occurred_at DESC, i.id DESC LIMIT :limit"
         )
-    rows = session.execute(text(sql), params).all()
-    # Which row is the one past the sample does not matter on SQLite (its rows come in id order):
-    # only that there is one.
-    complete = len(rows) <= sample
+        rows = session.execute(text(sql), params).all()
+        complete = len(rows) <= sample
+        rows = rows[:sample]
     counters: dict[str, Counter[str]] = {name: Counter() for name in columns}
-    for row in rows[:sample]:
+    for row in rows:
         for name in columns:
             value = getattr(row, name)
             counters[name][str(value) if value is not None else ""] += 1
-    return SampledFacets(_facets({n: dict(c) for n, c in counters.items()}, interval), min(len(rows), sample), complete)
+    return SampledFacets(_facets({n: dict(c) for n, c in counters.items()}, interval), len(rows), complete)
 
 
 def _matched(query: SearchQuery, params: dict[str, Any], dialect: str) -> list[str]:
