@@ -269,6 +269,8 @@ class SearchSettings:
     request_timeout: float
     batch_size: int
     lag_threshold: float
+    retry_seconds: float
+    facet_sample: int
 
     @property
     def engine(self) -> bool:
@@ -302,6 +304,10 @@ class SearchSettings:
             raise SettingsError(f"HUB_SEARCH_BATCH_SIZE: between 1 and 10000, got {self.batch_size}")
         if self.lag_threshold <= 0:
             raise SettingsError(f"HUB_SEARCH_LAG_THRESHOLD: must be > 0 seconds, got {self.lag_threshold}")
+        if not 0 <= self.retry_seconds <= 3600:
+            raise SettingsError(f"HUB_SEARCH_RETRY_SECONDS: between 0 and 3600 seconds, got {self.retry_seconds}")
+        if not 100 <= self.facet_sample <= 10_000_000:
+            raise SettingsError(f"HUB_SEARCH_FACET_SAMPLE: between 100 and 10000000, got {self.facet_sample}")
         if self.username and not (self.password or self.password_file):
             raise SettingsError("HUB_SEARCH_PASSWORD: required with HUB_SEARCH_USERNAME (or HUB_SEARCH_PASSWORD_FILE)")
 

@@ -7,7 +7,9 @@ channel and outcome. What the database knows better than any one process
 (how many entries wait for a processor and since when) is read from it at
 each scrape, so every web process answers the same: the journal's backlog,
 the search index's lag behind the database (the outbox an engine's indexer
-drains) and the webhooks waiting to go out. Stream servers count their open
+drains) and the webhooks waiting to go out. Searches answered from the
+database while the engine is down are counted, with whether the process's
+circuit to the engine is open. Stream servers count their open
 streams (summed over the live ones).
 
 Several processes (``corridor run`` with its worker, N web processes and M
@@ -72,6 +74,8 @@ class Instruments:
     sends: Counter
     live_streams: Gauge
     live_refused: Counter
+    search_fallback: Counter
+    search_circuit_open: Gauge
 
 
 _made: list[Instruments] = []
@@ -134,6 +138,18 @@ def _make() -> Instruments:
         ),
         live_refused=Counter(
             "corridor_live_refused", "Streams refused because [live] max_streams were open (the client retries)."
+        ),
+        search_fallback=Counter(
+            "corridor_search_fallback",
+            "Searches answered from the database because the search engine failed (engine-failed) or had just "
+            "failed (circuit-open), or refused because the database could not answer them (unanswered).",
+            ["reason"],
+        ),
+        # Any process that cannot reach the engine is worth an alert.
+        search_circuit_open=Gauge(
+            "corridor_search_circuit_open",
+            "1 while searches skip the search engine after a failure (and retry it every [search] retry_seconds).",
+            multiprocess_mode="livemax",
         ),
     )
 

@@ -169,6 +169,16 @@ def safe_snippet(marked: str) -> str:
     return html.escape(marked).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
+def database_fallback(dialect: str) -> SearchBackend:
+    """The database's own full-text backend, which answers while an engine is down (``hub.search.fallback``).
+
+    PostgreSQL's is current whatever the backend (its index follows the rows);
+    SQLite's FTS5 is not written under an engine, so only its address-only
+    listing may be used then.
+    """
+    return make_backend("auto", dialect)
+
+
 def make_backend(name: str, dialect: str, settings: SearchSettings | None = None,
                  database: Database | None = None) -> SearchBackend:  # fmt: skip
     """The backend for the ``[search] backend`` setting on this database (engines need ``settings``)."""

@@ -15,7 +15,8 @@ rebuild`` builds the next version and swaps the alias.
 The ingest pipeline never talks to the engine: it writes an outbox row in its
 transaction (``in_transaction`` is False), and the indexer in ``corridor
 worker`` drains the outbox. An engine that is down therefore never stops
-ingest or the timeline; search answers 503 until it is back.
+ingest or the timeline; searches answer from the database until it is back
+(``hub.search.fallback``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from hub.config import SearchSettings, SettingsError
 from hub.search import IndexDocument, Progress, SearchHit, SearchPage, SearchQuery
+from hub.search.fallback import EngineCircuit
 from hub.search.mapping import index_body
 from hub.search.query import (
     HIGHLIGHT,
@@ -201,6 +203,8 @@ class EngineBackend:
         self.name = client.product
         #: Where rebuild and check read and write; set by the runtime.
         self.database = database
+        #: Whether searches ask the engine or, while it fails, the database (``hub.search.fallback``).
+        self.circuit = EngineCircuit(settings.retry_seconds)
 
     # -- names --------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ request as the page, or from the database on the embedded backends. Typed
 phone numbers and email addresses find the interactions from and to them
 (``hub.search.addresses``; an engine reads them itself). The export streams
 every match, in pages, as CSV; who exported what, and how many rows, goes to the
-audit log. An engine that is unavailable is a 503, never a 500: ingest and
-the timeline keep working meanwhile.
+audit log. An engine that is unavailable never makes a 500: searches answer
+from the database, marked as such (``hub.search.fallback``), and the export is
+a 503 until it is back; ingest and the timeline keep working meanwhile.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from werkzeug.datastructures import MultiDict
 
 from hub import customers
 from hub.events import Channel, InteractionKind
+from hub.metrics import instruments
 from hub.models import Interaction
 from hub.runtime import Runtime, current_runtime
-from hub.search import SearchHit, SearchQuery
+from hub.search import SearchBackend, SearchHit, SearchQuery, database_fallback
 from hub.search.addresses import with_addresses
 from hub.search.engine import EngineBackend, EngineError, EngineRequestError
-from hub.search.facets import database_facets
+from hub.search.facets import database_facets, sampled_facets
+from hub.search.fallback import Fallback
 from hub.search.query import INTERVALS, NEWEST_SORT, Facets, Filters, query_clause
 from hub.web.access import requires
 from hub.web.api.args import acting_agent_id, int_arg, time_arg
@@ -91,18 +94,18 @@ def parse_search(args: MultiDict[str, str]) -> SearchQuery:
     )
 
 
-def _resolved(session: Session, runtime: Runtime, query: SearchQuery) -> tuple[SearchQuery, Filters]:
+def _resolved(session: Session, runtime: Runtime, query: SearchQuery, *, engine: bool) -> SearchQuery:
     """The query as the backend reads it.
 
-    A merged customer's id is searched as the customer it was merged into; on
-    the database backends, typed phone numbers and email addresses become the
-    identities they name (an engine indexes the addresses itself).
+    A merged customer's id is searched as the customer it was merged into; for
+    the database (``engine`` False), typed phone numbers and email addresses
+    become the identities they name (an engine indexes the addresses itself).
     """
     if query.customer_id is not None:
         query = replace(query, customer_id=customers.resolve(session, query.customer_id).id)
-    if not isinstance(runtime.search, EngineBackend):
+    if not engine:
         query = with_addresses(session, query, runtime.pipeline.default_region)
-    return query, Filters.of(query)
+    return query
 
 
 def _unavailable(exc: EngineError) -> ApiError:
@@ -132,24 +135,92 @@ class SearchResult:
     #: The number of matches and their facets, when asked for (an engine may count without facets).
     total: int | None = None
     facets: Facets | None = None
+    #: Set when the engine failed and the database answered instead.
+    fallback: Fallback | None = None
+    #: Set when the facets count only the newest this many of more matches (``total`` is then None).
+    facets_sample: int | None = None
 
 
-def run_search(runtime: Runtime, query: SearchQuery, interval: str | None) -> SearchResult:
-    """One page of ``query`` on the configured backend, with facets by ``interval`` unless it is None."""
+def run_search(
+    runtime: Runtime, query: SearchQuery, interval: str | None, facet_sample: int | None = None
+) -> SearchResult:
+    """One page of ``query`` on the configured backend, with facets by ``interval`` unless it is None.
+
+    With ``facet_sample``, the database counts facets over at most that many
+    matches, the newest (``hub.search.facets.sampled_facets``); an engine
+    always counts them all, in the same request as the page.
+
+    On an engine that fails, or failed moments ago (its circuit is open), the
+    database answers what it can (``hub.search.fallback``), and says so.
+    """
     with runtime.database.read() as session:
-        query, filters = _resolved(session, runtime, query)
         backend = runtime.search
-        if isinstance(backend, EngineBackend):
+        if not isinstance(backend, EngineBackend):
+            return _database_search(session, runtime, backend, _resolved(session, runtime, query, engine=False),
+                                    interval, facet_sample)  # fmt: skip
+        metrics = instruments()
+        circuit = backend.circuit
+        if circuit.allow():
+            engine_query = _resolved(session, runtime, query, engine=True)
             try:
-                result = backend.run(query, filters, interval)
+                result = backend.run(engine_query, Filters.of(engine_query), interval)
+            except EngineRequestError as exc:
+                if exc.status == 400:  # the search's fault, not the engine's
+                    raise _unavailable(exc) from None
+                circuit.failed(str(exc))  # a missing index, say: the engine cannot answer anything
+                reason = "engine-failed"
             except EngineError as exc:
-                raise _unavailable(exc) from None
-            return SearchResult(result.page.hits, result.page.next_cursor, result.total, result.facets)
-        page = backend.search(session, query)
-        if interval is None:
-            return SearchResult(page.hits, page.next_cursor)
-        total, counted = database_facets(session, runtime.database.dialect, query, interval)
+                circuit.failed(str(exc))
+                reason = "engine-failed"
+            else:
+                circuit.succeeded()
+                metrics.search_circuit_open.set(0)
+                return SearchResult(result.page.hits, result.page.next_cursor, result.total, result.facets)
+        else:
+            reason = "circuit-open"
+        metrics.search_circuit_open.set(1)
+        database_query = _resolved(session, runtime, query, engine=False)
+        fallback = database_fallback(runtime.database.dialect)
+        if fallback.name == "sqlite" and database_query.text.strip():
+            metrics.search_fallback.labels("unanswered").inc()
+            raise ApiError(
+                503,
+                None,
+                "the search engine does not answer; until it does, only phone numbers and email addresses can be "
+                f"searched (this database keeps no text index of its own beside an engine). The engine is tried "
+                f"again in {max(1, round(circuit.retry_in()))} s",
+            )
+        metrics.search_fallback.labels(reason).inc()
+        answered = _database_search(session, runtime, fallback, database_query, interval, facet_sample)
+        # Only words can be ranked: an address-only search lists newest first on every backend.
+        order = "relevance" if query.order == "relevance" and database_query.text.strip() else "newest"
+        what = "postgres" if fallback.name == "postgres" else "identities"
+        return replace(answered, fallback=Fallback(reason, circuit.problem, what, order, round(circuit.retry_in(), 1)))
+
+
+def _database_search(session: Session, runtime: Runtime, backend: SearchBackend, query: SearchQuery,
+                     interval: str | None, facet_sample: int | None) -> SearchResult:  # fmt: skip
+    page = backend.search(session, query)
+    if interval is None:
+        return SearchResult(page.hits, page.next_cursor)
+    dialect = runtime.database.dialect
+    if facet_sample is None:
+        total, counted = database_facets(session, dialect, query, interval)
         return SearchResult(page.hits, page.next_cursor, total, counted)
+    sampled = sampled_facets(session, dialect, query, interval, facet_sample)
+    if sampled.complete:
+        return SearchResult(page.hits, page.next_cursor, sampled.counted, sampled.facets)
+    return SearchResult(page.hits, page.next_cursor, None, sampled.facets, facets_sample=sampled.counted)
+
+
+def fallback_json(fallback: Fallback) -> dict[str, Any]:
+    return {
+        "reason": fallback.reason,
+        "problem": fallback.problem,
+        "backend": fallback.backend,
+        "order": fallback.order,
+        "retry_in_seconds": fallback.retry_in,
+    }
 
 
 @api.get("/search")
@@ -166,6 +237,8 @@ def search() -> ResponseReturnValue:
         body["total"] = result.total
     if result.facets is not None and result.total is not None:
         body["facets"] = facets_json(result.total, result.facets)
+    if result.fallback is not None:
+        body["fallback"] = fallback_json(result.fallback)
     return jsonify(body)
 
 
@@ -212,7 +285,8 @@ def export() -> ResponseReturnValue:
     runtime = current_runtime()
     actor = acting_agent_id()
     with runtime.database.read() as session:
-        query, filters = _resolved(session, runtime, query)
+        query = _resolved(session, runtime, query, engine=isinstance(runtime.search, EngineBackend))
+    filters = Filters.of(query)
     pages = _matching_ids(runtime, query, filters)
     try:
         first = next(pages, [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 
 from flask.testing import FlaskClient
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from hub.events import Channel, DeliveryStatus, Direction, InteractionKind
 from hub.models import Agent, Interaction, Role
 from hub.runtime import Runtime
-from tests.conftest import make_agent
+from tests.conftest import AppFactory, make_agent
+from tests.hub.console import log_in
 from tests.hub.events import event
 from tests.hub.search.conftest import put
 
@@ -136,3 +138,44 @@ def test_the_export_pages_through_every_match(runtime: Runtime, client: FlaskCli
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [r["text"] for r in rows] == [f"parcel {n}" for n in reversed(range(230))]  # past one page of 100
+
+
+def _page_counts(html: str, section: str) -> dict[str, int]:
+    """The counts a facet section of the search page shows, by label."""
+    block = re.search(rf'<section class="facet" aria-label="{section}">(.*?)</section>', html, re.S)
+    assert block, section
+    found = re.findall(r'<span class="label">([^<]*)</span><span class="n">([\d,]+)</span>', block.group(1))
+    return {label: int(n.replace(",", "")) for label, n in found}
+
+
+def test_the_page_counts_facets_of_the_newest_matches_when_they_are_many_and_all_when_asked(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(search={"facet_sample": 100})
+    runtime: Runtime = app.extensions["corridor"]
+    channels = [Channel.SMS, Channel.EMAIL, Channel.CHAT]
+    # The oldest 60 matches are emails only: a sample of the newest 100 sees 40 of them.
+    items = [event(Channel.EMAIL, f"c{n % 4}@example.com", hours=n, text=f"order {n}") for n in range(60)] + [
+        event(channels[n % 3], f"c{n % 4}@example.com", hours=60 + n, text=f"order {n}") for n in range(90)
+    ]
+    put(runtime, *items, event(Channel.SMS, "+14155550142", hours=1, text="unrelated"))
+    make_agent(runtime, Role.SUPERVISOR, "sup@corridor.test", password="a long enough password")
+    client = app.test_client()
+    assert log_in(client, "sup@corridor.test", "a long enough password").status_code == 302
+
+    newest = sorted(items, key=lambda e: e.occurred_at, reverse=True)[:100]
+    page = client.get("/search?q=order").get_data(as_text=True)
+    assert "More than <strong>100</strong> interactions match" in page
+    assert "Counts of the newest 100 matches." in page
+    assert _page_counts(page, "Channel") == {
+        {"email": "Email", "sms": "SMS", "chat": "Chat"}[c]: n
+        for c, n in Counter(e.channel.value for e in newest).items()
+    }
+    every = client.get("/search?q=order&facets=all").get_data(as_text=True)
+    assert "<strong>150</strong> interactions match" in every
+    assert "Counts of the newest" not in every
+    assert _page_counts(every, "Channel") == {"Email": 90, "SMS": 30, "Chat": 30}
+    # Fewer matches than the sample: every one is counted, as the API counts them.
+    narrow = client.get("/search?q=order&channel=sms").get_data(as_text=True)
+    assert "<strong>30</strong> interactions match" in narrow
+    assert _page_counts(narrow, "Direction") == {"From customers": 30}

@@ -411,7 +411,9 @@ def paths() -> dict[str, Any]:
                     "by its domain ('@example.com'): on a search engine (elasticsearch, opensearch) the addresses "
                     "and numbers of the interactions, on SQLite and PostgreSQL full text the customer identities "
                     "they name. Engine pages continue past 10,000 hits (search_after). Facets (facets=1) are "
-                    "counted by the engine, or by the database. 503 while the engine is unavailable."
+                    "counted by the engine, or by the database. While the engine is unavailable the database answers "
+                    "(marked by fallback): everything on PostgreSQL, phone numbers and addresses only on SQLite "
+                    "(503 for words)."
                 ),
                 "parameters": [
                     *_search_parameters(),

@@ -290,6 +290,21 @@ def schemas() -> dict[str, Any]:
                 },
                 "next_cursor": {"type": ["string", "null"]},
                 "total": {"type": "integer", "description": "Every match (on an engine always; else with facets=1)"},
+                "fallback": {
+                    "type": "object",
+                    "description": "Only when the search engine failed and the database answered instead",
+                    "properties": {
+                        "reason": {"type": "string", "enum": ["engine-failed", "circuit-open"]},
+                        "problem": {"type": "string", "description": "What the engine said when it last failed"},
+                        "backend": {
+                            "type": "string",
+                            "enum": ["postgres", "identities"],
+                            "description": "postgres: full text; identities: phone numbers and addresses only",
+                        },
+                        "order": {"type": "string", "enum": ["newest", "relevance"]},
+                        "retry_in_seconds": {"type": "number"},
+                    },
+                },
                 "facets": {
                     "type": "object",
                     "description": "With facets=1: counts of the matches per value",
