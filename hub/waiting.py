@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from hub import live
@@ -38,8 +38,7 @@ Clocks = dict[int, tuple[bool, datetime | None]]
 
 def record_waiting(session: Session, notifications: Sequence[Mapping[str, Any]]) -> None:
     """A customer's message starts their conversation's waiting clock; any reply of ours stops it."""
-    for conversation_id, clock in waiting_clocks(session, notifications).items():
-        set_clock(session, conversation_id, clock)
+    set_clocks(session, waiting_clocks(session, notifications))
 
 
 def waiting_clocks(session: Session, notifications: Sequence[Mapping[str, Any]]) -> Clocks:
@@ -68,13 +67,42 @@ def waiting_clocks(session: Session, notifications: Sequence[Mapping[str, Any]])
     return clocks
 
 
-def set_clock(session: Session, conversation_id: int, clock: tuple[bool, datetime | None]) -> None:
-    answered, since = clock
-    column = Conversation.waiting_since
+_CONVERSATION = cast(Table, Conversation.__table__)
+#: An answer of ours in the batch: the clock is what the batch left it (stopped,
+#: or restarted by a later message of the customer's).
+_SET_CLOCK = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.id == bindparam("conversation_id"))
+    .values(waiting_since=bindparam("since", type_=_CONVERSATION.c.waiting_since.type))
+)
+#: Only the customer wrote: a clock already running keeps its (earlier) start.
+_START_CLOCK = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.id == bindparam("conversation_id"))
+    .values(
+        waiting_since=case(
+            (_CONVERSATION.c.waiting_since.is_(None), bindparam("since", type_=_CONVERSATION.c.waiting_since.type)),
+            (_CONVERSATION.c.waiting_since > bindparam("since"), bindparam("since")),
+            else_=_CONVERSATION.c.waiting_since,
+        )
+    )
+)
+
+
+def set_clocks(session: Session, clocks: Clocks) -> None:
+    """Write the batch's clocks: two statements, each executed once for all its conversations.
+
+    A batch of visitors' chat messages touches as many conversations as it has
+    messages; one UPDATE each (through the ORM) was most of the journal
+    processor's time for them (tests/bench/bench_chat.py).
+    """
+    answered = [{"conversation_id": c, "since": since} for c, (done, since) in clocks.items() if done]
+    started = [
+        {"conversation_id": c, "since": since} for c, (done, since) in clocks.items() if not done and since is not None
+    ]
+    # Core statements on the session's connection: nothing loaded in the session
+    # reads waiting_since after this step (it is the transaction's last but one).
     if answered:
-        value: Any = since
-    elif since is not None:
-        value = case((column.is_(None), since), (column > since, since), else_=column)
-    else:
-        return
-    session.execute(update(Conversation).where(Conversation.id == conversation_id).values(waiting_since=value))
+        session.execute(_SET_CLOCK, answered)
+    if started:
+        session.execute(_START_CLOCK, started)

@@ -78,6 +78,13 @@ STATIC = Path(__file__).parent / "static"
 HISTORY_LIMIT = 200
 #: Client message ids are the widget's (a UUID); anything longer is not one.
 _CLIENT_ID_MAX = 64
+#: The security headers of every visitor API answer (JSON).
+_API_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _refusal(status: int, field: str | None, message: str) -> Response:
@@ -157,7 +164,9 @@ def build_blueprint(
     def check_origin(site: Site) -> str | None:
         """The request's Origin when it may call this site's API; refuses any other."""
         origin = request.headers.get("Origin")
-        if origin is None or origin == own_origin() or origin in site.origins:
+        # The site's origins first: the host page's calls are the many, and
+        # building our own origin from the request is the dearer test.
+        if origin is None or origin in site.origins or origin == own_origin():
             return origin
         raise _Refused(403, "Origin", f"origin {origin} may not use the chat of site {site.name!r}")
 
@@ -199,10 +208,15 @@ def build_blueprint(
         return state
 
     def cors(response: Response, origin: str | None, site: Site) -> Response:
+        headers = response.headers
         if origin and origin in site.origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        response.headers["Cache-Control"] = "no-store"
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Vary"] = "Origin"
+        headers["Cache-Control"] = "no-store"
+        # An API answer is JSON, never a page: it needs a policy that allows
+        # nothing rather than the console's (which the app would otherwise
+        # build for every visitor message, hub.web.security).
+        headers.update(_API_HEADERS)
         return response
 
     def api(

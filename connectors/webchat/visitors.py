@@ -19,16 +19,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from connectors.webchat.settings import Site
 
 _SALT = "corridor.webchat.visitor:"
 #: ConnectorState's connector name for visitors' state.
 STATE_CONNECTOR = "webchat"
+#: Visitor tokens whose signature was checked, remembered per process: a
+#: visitor sends every message with the same token, and checking it again
+#: was an eighth of a message's time in the web process.
+VERIFIED_TOKENS = 20_000
 
 
 class VisitorRefused(ValueError):
@@ -40,7 +46,9 @@ class VisitorRefused(ValueError):
         self.message = message
 
 
+@lru_cache(maxsize=64)
 def _serializer(secret_key: str, site: str) -> URLSafeTimedSerializer:
+    # Built once per secret and site: it holds nothing that changes per token.
     return URLSafeTimedSerializer(secret_key, salt=_SALT + site)
 
 
@@ -64,16 +72,35 @@ def issue_visitor_token(secret_key: str, site: str, visitor_id: str, identity: I
 
 def read_visitor_token(secret_key: str, site: str, token: str, max_age_days: int) -> tuple[str, Identity]:
     """The visitor id and identity in ``token`` for ``site``, or :class:`VisitorRefused`."""
+    visitor_id, identity, signed_at = _verified(secret_key, site, token)
+    # The age is checked on every call, remembered or not, as itsdangerous
+    # checks it: whole seconds, and a token from the future is not accepted.
+    age = int(time.time()) - signed_at
+    if age > max_age_days * 86400 or age < 0:
+        raise VisitorRefused("visitor_token", "has expired; start a new chat")
+    return visitor_id, identity
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS)
+def _verified(secret_key: str, site: str, token: str) -> tuple[str, Identity, int]:
+    """What a token whose signature is good says, and when it was signed.
+
+    Remembered by the exact token, secret and site, so only a string that
+    was checked is ever taken from memory; a refusal raises and is never
+    remembered. The identity is immutable, so sharing it is safe.
+    """
     try:
-        payload = _serializer(secret_key, site).loads(token, max_age=max_age_days * 86400)
-    except SignatureExpired:
-        raise VisitorRefused("visitor_token", "has expired; start a new chat") from None
+        payload, signed_at = _serializer(secret_key, site).loads(token, return_timestamp=True)
     except BadSignature:
         raise VisitorRefused("visitor_token", f"is not a visitor token of site {site!r}") from None
     if not isinstance(payload, dict) or payload.get("site") != site or not isinstance(payload.get("v"), str):
         raise VisitorRefused("visitor_token", f"is not a visitor token of site {site!r}")
     identity = payload.get("i")
-    return str(payload["v"]), Identity.from_state(identity if isinstance(identity, dict) else None)
+    return (
+        str(payload["v"]),
+        Identity.from_state(identity if isinstance(identity, dict) else None),
+        int(signed_at.timestamp()),
+    )
 
 
 def session_key(site: str, visitor_id: str) -> str:

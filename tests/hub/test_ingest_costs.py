@@ -6,6 +6,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy import event as sa_event
 
 from hub.db import Database
-from hub.events import ChannelEvent
+from hub.events import ChannelEvent, Direction
 from hub.ingest import ingest_many
 from hub.models import Conversation, Interaction, JournalEntry
 from hub.runtime import Runtime
 from hub.sanitise import sanitise_html
-from tests.hub.events import event
+from tests.hub.events import at, event
 
 # Replies far apart, so that no conversation is still open for the
 # continuation window and only the references can thread them.
@@ -135,3 +136,41 @@ def test_html_is_sanitised_once_on_its_way_to_the_timeline(runtime: Runtime, mon
         "<p>Parcel damaged</p>",
         "<p>Parcel lost</p>",
     ]
+
+
+def test_a_batch_writes_its_waiting_clocks_in_one_statement_each_however_many_conversations_it_touches(
+    runtime: Runtime,
+) -> None:
+    # A batch of visitors' chat messages touches as many conversations as it
+    # has messages; each conversation's clock still ends where its own events put it.
+    customers = 30
+    with runtime.database.write() as session:
+        first = ingest_many(
+            session, [event(sender=f"w{c}@example.com", hours=c / 100) for c in range(customers)], source="test"
+        )
+    conversation_of = {c: r.conversation_id for c, r in enumerate(first)}
+    assert len(set(conversation_of.values())) == customers
+
+    batch = []
+    for c in range(customers):
+        batch.append(event(sender=f"w{c}@example.com", hours=1 + c / 100, text="still waiting"))
+        if c % 3 != 2:  # answered; for c % 3 == 1 the customer writes again after the answer
+            batch.append(event(sender=f"w{c}@example.com", hours=2 + c / 100, direction=Direction.OUTBOUND))
+        if c % 3 == 1:
+            batch.append(event(sender=f"w{c}@example.com", hours=3 + c / 100, text="one more thing"))
+    with statements_on(runtime.database.write_engine) as seen, runtime.database.write() as session:
+        results = ingest_many(session, batch, source="test")
+
+    assert [r.error for r in results] == [None] * len(batch)
+    assert {r.conversation_id for r in results} == set(conversation_of.values())
+    with runtime.database.read() as session:
+        clocks = {
+            row.id: row.waiting_since for row in session.execute(select(Conversation.id, Conversation.waiting_since))
+        }
+    expected = {0: None, 1: at(3), 2: at(0)}
+    for c in range(customers):
+        want = expected[c % 3]
+        assert clocks[conversation_of[c]] == (want + timedelta(hours=c / 100) if want else None), c
+    writes = [s for s in seen if s.lstrip().upper().startswith("UPDATE CONVERSATION SET WAITING_SINCE")]
+    # Answered, and still waiting: one statement each for the whole batch.
+    assert len(writes) <= 2, writes
