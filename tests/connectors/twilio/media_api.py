@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.connectors.twilio.samples import ACCOUNT_SID, AUTH_TOKEN
 
-
 STORAGE_PREFIX = "/storage/"
 
 

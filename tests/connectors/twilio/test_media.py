@@ -103,10 +103,12 @@ def test_a_recording_is_fetched_with_the_account_credentials_once_then_served_fr
 
     twilio.delete_everything()  # Twilio's retention deletes it: Corridor still has it
     second = client.get(f"/api/attachments/{attachment.id}", headers=agent)
-    assert second.status_code == 200 and second.data == sound
+    assert second.status_code == 200
+    assert second.data == sound
     assert len(twilio.requests) == 1
     stored = only_attachment(runtime)
-    assert stored.content_type == "audio/mpeg" and stored.size == len(sound)
+    assert stored.content_type == "audio/mpeg"
+    assert stored.size == len(sound)
     assert count(runtime, AttachmentBlob) == 1
 
 
@@ -118,11 +120,13 @@ def test_mms_media_follows_twilios_redirect_to_storage_without_the_credentials(
 
     response = client.get(f"/api/attachments/{attachment.id}", headers=agent)
 
-    assert response.status_code == 200 and response.data == JPEG
+    assert response.status_code == 200
+    assert response.data == JPEG
     assert response.headers["Content-Type"] == "image/jpeg"
     api_request, storage_request = twilio.requests
     assert api_request.credentials == (ACCOUNT_SID, AUTH_TOKEN)
-    assert storage_request.path.startswith("/storage/") and storage_request.credentials is None
+    assert storage_request.path.startswith("/storage/")
+    assert storage_request.credentials is None
 
 
 def test_wrong_credentials_are_a_clear_502_and_a_message_on_the_agents_page(
@@ -177,7 +181,8 @@ def test_a_url_on_another_host_is_never_requested(
 
         assert response.status_code == 404
         assert "only from Twilio's API for this account" in response.get_json()["error"]["message"]
-        assert elsewhere.requests == [] and twilio.requests == []
+        assert elsewhere.requests == []
+        assert twilio.requests == []
 
 
 def test_another_accounts_url_on_twilios_host_is_never_requested(
@@ -270,13 +275,17 @@ def test_prefetch_retries_with_backoff_after_a_failure(make_twilio_app: Any, twi
     assert (failed.retrying, again) == (1, media.PrefetchPass())
     assert len(twilio.requests) == 1  # not asked again before the backoff is over
     waiting = only_attachment(runtime)
-    assert waiting.fetch_attempts == 1 and waiting.fetch_due_at is not None
-    assert waiting.fetch_error is not None and "within 1 s" in waiting.fetch_error
+    assert waiting.fetch_attempts == 1
+    assert waiting.fetch_due_at is not None
+    assert waiting.fetch_error is not None
+    assert "within 1 s" in waiting.fetch_error
     twilio.delay = 0.0
     later = media.prefetch(runtime.database, fetchers, channels, now=waiting.fetch_due_at + timedelta(seconds=1))
     assert later.stored == 1
     stored = only_attachment(runtime)
-    assert stored.sha256 is not None and stored.fetch_due_at is None and stored.fetch_error is None
+    assert stored.sha256 is not None
+    assert stored.fetch_due_at is None
+    assert stored.fetch_error is None
 
 
 def test_without_prefetch_the_worker_downloads_nothing(client: FlaskClient, runtime: Runtime, twilio: MediaApi) -> None:
