@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hub import media
-from hub.models import AttachmentBlob, AttachmentRecord, Interaction, Role
+from hub.models import AttachmentBlob, AttachmentRecord, Interaction, Role, utcnow
 from hub.runtime import Runtime
 from tests.conftest import make_agent
 from tests.connectors.twilio.media_api import MediaApi, media_api
@@ -248,7 +248,9 @@ def test_prefetch_stores_new_media_once_even_when_run_twice(make_twilio_app: Any
     assert channels  # fetch_media = true asks the worker to prefetch
 
     first = media.prefetch(runtime.database, runtime.registry.media_fetchers, channels)
-    second = media.prefetch(runtime.database, runtime.registry.media_fetchers, channels)
+    # Long after the first pass's claim has run out: what is stored left the queue.
+    later = utcnow() + timedelta(hours=1)
+    second = media.prefetch(runtime.database, runtime.registry.media_fetchers, channels, now=later)
 
     assert (first.stored, second.stored) == (2, 0)
     assert twilio.asked_for(f"/Recordings/{RECORDING_SID}.mp3") == 1
