@@ -26,7 +26,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import create_app
+from hub import create_app, media
 from hub.auth import (
     AgentChangeRefused,
     check_new_password,
@@ -683,6 +683,15 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
             if not (done.journal_entries or done.interactions) or stop.is_set():
                 break
 
+    def prefetch_media() -> None:
+        # Pass after pass while whole batches come back: a backlog (the
+        # setting just turned on) drains without waiting an interval per batch.
+        while not stop.is_set():
+            done = media.prefetch(runtime.database, runtime.registry.media_fetchers, prefetch_channels)
+            if done.stored + done.retrying + done.given_up < media.PREFETCH_BATCH:
+                break
+
+    prefetch_channels = frozenset(runtime.registry.prefetch_channels)
     loops: dict[str, Any] = {
         "journal processing": runtime.journal.run,
         "retention": lambda s: _every(runtime.hub.retention.interval_minutes * 60.0, retention, s, "retention"),
@@ -692,6 +701,8 @@ def worker(interval: float, parent_pid: int | None, niceness: int) -> None:
         "webhook delivery": WebhookWorker(runtime.database, webhook_settings(runtime.settings)).run,
         **runtime.registry.workers,
     }
+    if prefetch_channels:
+        loops["media prefetch"] = lambda s: _every(interval, prefetch_media, s, "media prefetch")
     engine = engine_of(runtime)
     if engine is not None:
         database = runtime.database

@@ -50,8 +50,15 @@ The outbound sender protocol (``hub.outbound``): how replies leave.
 
 The registry (``hub.registry``): :class:`Registry` takes the connector's
     senders, webhook blueprints, worker loops (run by ``corridor worker``),
-    ``corridor`` commands and replay parsers; a :data:`Parser` turns a payload
-    journaled under the connector's source back into events, for replay.
+    ``corridor`` commands, replay parsers and media fetchers; a :data:`Parser`
+    turns a payload journaled under the connector's source back into events,
+    for replay.
+
+Media the provider keeps (``hub.media``): a connector whose provider keeps
+    files (call recordings, MMS media) registers a :class:`MediaFetcher` for
+    its channels with ``registry.add_media_fetcher``; ``fetch`` answers
+    :class:`FetchedMedia` or raises :class:`MediaUnavailable` with a
+    :class:`MediaProblem`. The hub stores what it fetches and serves it.
 
 Connector state (``hub.state``): small JSON documents a connector keeps
     between runs (e.g. a mailbox folder's last UID seen), saved in the same
@@ -123,6 +130,7 @@ from hub.ingest import IngestResult, ingest, ingest_many, receive, record_unpars
 from hub.leases import LeaseLost, holds_lease, new_owner, release_lease, take_lease
 from hub.live import AGENTS, chat_topic, position, publish
 from hub.live.tokens import issue_stream_token
+from hub.media import FetchedMedia, MediaFetcher, MediaProblem, MediaUnavailable
 from hub.metrics import mail_failed, mail_synced
 from hub.models import Agent, Identity, Interaction, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError, SendResult
@@ -167,6 +175,11 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     # the registry
     "Parser",
     "Registry",
+    # media the provider keeps
+    "FetchedMedia",
+    "MediaFetcher",
+    "MediaProblem",
+    "MediaUnavailable",
     # connector state
     "all_state",
     "delete_state",

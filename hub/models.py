@@ -271,6 +271,13 @@ class AttachmentRecord(Base):
     url: Mapped[str | None] = mapped_column(Text, default=None)
     content_id: Mapped[str | None] = mapped_column(String(255), default=None)
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the worker should next try to download a file the provider keeps
+    #: (``url`` without ``sha256``; hub.media); NULL: nothing left to download,
+    #: or given up. Set at ingest; the index is the prefetch's queue.
+    fetch_due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Why the last download failed, in words for the agent; NULL once stored.
+    fetch_error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class AttachmentBlob(Base):

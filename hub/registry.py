@@ -23,6 +23,7 @@ from hub.events import Channel, Ingestible
 
 if TYPE_CHECKING:
     from hub.db import Database
+    from hub.media import MediaFetcher
     from hub.outbound import Sender
 
 
@@ -48,6 +49,9 @@ class Registry:
     workers: dict[str, WorkerLoop] = field(default_factory=dict)
     commands: list[click.Command] = field(default_factory=list)
     parsers: dict[str, Parser] = field(default_factory=dict)
+    media_fetchers: dict[Channel, MediaFetcher] = field(default_factory=dict)
+    #: Channels whose files the worker downloads as they arrive (hub.media.prefetch).
+    prefetch_channels: set[Channel] = field(default_factory=set)
 
     def add_blueprint(self, blueprint: Blueprint) -> None:
         self.blueprints.append(blueprint)
@@ -76,6 +80,18 @@ class Registry:
 
     def parser_for(self, source: str) -> Parser | None:
         return self.parsers.get(source) or self.parsers.get(source.split(":", 1)[0])
+
+    def add_media_fetcher(self, channel: Channel, fetcher: MediaFetcher, *, prefetch: bool = False) -> None:
+        """How files of ``channel`` that the provider keeps (recordings, MMS media) are fetched.
+
+        Agents' plays fetch them on demand; with ``prefetch`` the worker also
+        downloads each soon after it arrives, so it outlives the provider's copy.
+        """
+        if channel in self.media_fetchers:
+            raise ValueError(f"two media fetchers for channel {channel}")
+        self.media_fetchers[channel] = fetcher
+        if prefetch:
+            self.prefetch_channels.add(channel)
 
     def add_command(self, command: click.Command) -> None:
         """A command under ``corridor`` (e.g. ``corridor email sync``)."""

@@ -8,6 +8,7 @@ The package is split so that the parts most bugs live in stay pure:
 * :mod:`.twiml` -- what an incoming call is told to do (greet, dial, voicemail);
 * :mod:`.webhooks` -- the blueprint: check, journal, ingest, answer;
 * :mod:`.sender` -- agents' SMS and WhatsApp replies through ``twilio.rest``;
+* :mod:`.media` -- recordings and MMS media fetched with the account's credentials;
 * :mod:`.simulate` -- ``corridor twilio simulate``: signed webhooks for a demo;
 * :mod:`.urls` -- the webhook paths, shared by the TwiML, the sender and the
   blueprint so that a callback URL and its route cannot drift apart.
@@ -54,14 +55,15 @@ def rest_transport() -> HttpClient:
 
 
 def init_connector(registry: Registry) -> None:
-    """Register the webhooks, the replay parsers, the SMS/WhatsApp sender and the CLI.
+    """Register the webhooks, the replay parsers, the SMS/WhatsApp sender, the media fetcher and the CLI.
 
     Raises :class:`hub.config.SettingsError` (stopping start-up) when the auth
     token or the account SID is missing: without the token no webhook can be
     authenticated, and without the SID no reply can be sent.
     """
+    from connectors.twilio.media import TwilioMediaFetcher
     from connectors.twilio.sender import TwilioSender
-    from connectors.twilio.settings import TwilioSettings
+    from connectors.twilio.settings import NUMBER_CHANNELS, TwilioSettings
     from connectors.twilio.simulate import twilio_commands
     from connectors.twilio.webhooks import WEBHOOKS, build_blueprint, replay_parser
     from hub.contract import AppSettings, Channel
@@ -75,4 +77,8 @@ def init_connector(registry: Registry) -> None:
     sender = TwilioSender(settings, public_base_url, http_client=rest_transport())
     registry.add_sender(Channel.SMS, sender)
     registry.add_sender(Channel.WHATSAPP, sender)
+    # Recordings (voice) and MMS/WhatsApp media stay at Twilio until fetched.
+    fetcher = TwilioMediaFetcher(settings, token)
+    for channel in sorted(NUMBER_CHANNELS):
+        registry.add_media_fetcher(channel, fetcher, prefetch=settings.fetch_media)
     registry.add_command(twilio_commands(settings, public_base_url))

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.contract import Channel, SettingsError, read_secret
 
@@ -44,6 +45,9 @@ class TwilioSettings:
     greeting: str
     trusted_proxies: list[str]
     fetch_media: bool
+    api_base_url: str
+    media_max_bytes: int
+    media_timeout: float
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first malformed key."""
@@ -53,6 +57,11 @@ class TwilioSettings:
         self._validate_agent_endpoint()
         if self.dial_timeout not in _DIAL_TIMEOUT_RANGE:
             raise SettingsError(f"[twilio] dial_timeout: expected 5 to 600 seconds, got {self.dial_timeout}")
+        self._validate_api_base_url()
+        if self.media_max_bytes < 1:
+            raise SettingsError(f"[twilio] media_max_bytes: at least 1 byte, got {self.media_max_bytes}")
+        if not 0 < self.media_timeout <= 600:
+            raise SettingsError(f"[twilio] media_timeout: between 0 and 600 seconds, got {self.media_timeout}")
         for position, proxy in enumerate(self.trusted_proxies):
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -60,6 +69,21 @@ class TwilioSettings:
                 raise SettingsError(
                     f"[twilio] trusted_proxies[{position}]: expected an IP address or network, got {proxy!r}"
                 ) from None
+
+    def _validate_api_base_url(self) -> None:
+        # The account's credentials go to this address with every media fetch:
+        # over plain http they would cross the network readable, so http is
+        # allowed only where nothing crosses it (a loopback stand-in in tests).
+        parts = urlsplit(self.api_base_url)
+        expected = "expected https://host[:port] with no path, like https://api.twilio.com"
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+            raise SettingsError(f"[twilio] api_base_url: {expected}, got {self.api_base_url!r}")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise SettingsError(f"[twilio] api_base_url: {expected}, got {self.api_base_url!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise SettingsError(
+                f"[twilio] api_base_url: https is required (http only on loopback), got {self.api_base_url!r}"
+            )
 
     def _validate_numbers(self) -> None:
         known = ", ".join(sorted(NUMBER_CHANNELS))
@@ -124,3 +148,13 @@ class TwilioSettings:
     def numbers_for(self, channel: Channel) -> tuple[str, ...]:
         """The configured Twilio numbers that serve ``channel``, in configured order."""
         return tuple(entry["number"] for entry in self.numbers if channel in entry.get("channels", ()))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

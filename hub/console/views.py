@@ -23,9 +23,9 @@ from hub.auth import AgentView, LoginPolicy, attempt_login, end_sessions, mark_s
 from hub.console.words import delivery_problem
 from hub.customers import audit, like_pattern, summary, typed_phone
 from hub.events import Channel
+from hub.media import MediaUnavailable, attachment_problem, open_attachment
 from hub.models import (
     Agent,
-    AttachmentBlob,
     AttachmentRecord,
     ConversationStatus,
     Customer,
@@ -412,22 +412,36 @@ _SAFE_INLINE = {"image/png", "image/jpeg", "image/gif", "image/webp", "applicati
 @pages.get("/attachments/<int:attachment_id>")
 @requires("customers.read", page=True)
 def attachment(attachment_id: int) -> ResponseReturnValue:
-    """An attachment's bytes through Corridor: downloaded unless a safe image, PDF or recording."""
-    with current_runtime().database.read() as db:
-        record = db.get(AttachmentRecord, attachment_id)
-        blob = db.get(AttachmentBlob, record.sha256) if record is not None and record.sha256 else None
-        if record is None or blob is None:
-            abort(404, description="this file was not downloaded into Corridor")
-        content_type = record.content_type.split(";")[0].strip().lower()
-        response = make_response(bytes(blob.content))
+    """An attachment's bytes through Corridor: downloaded unless a safe image, PDF or recording.
+
+    A recording or MMS picture still at the provider is fetched now (hub.media)
+    and kept, so the next play is local; when it cannot be, the agent gets a
+    page saying why (the player asks ``attachment_problem`` instead).
+    """
+    runtime = current_runtime()
+    try:
+        stored = open_attachment(runtime.database, runtime.registry.media_fetchers, attachment_id)
+    except MediaUnavailable as exc:
+        abort(exc.http_status, description=exc.message)
+    if stored is None:
+        abort(404, description="no such file")
+    content_type = stored.content_type.split(";")[0].strip().lower()
+    response = make_response(stored.content)
     safe = content_type in _SAFE_INLINE
     response.headers["Content-Type"] = content_type if safe else "application/octet-stream"
     disposition = "inline" if safe else "attachment"
-    response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(record.filename)}"
+    response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(stored.filename)}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@pages.get("/attachments/<int:attachment_id>/problem")
+@requires("customers.read", page=True)
+def attachment_problem_note(attachment_id: int) -> ResponseReturnValue:
+    """Why a file could not be fetched, for a player that failed to load it (console.js); asks no provider."""
+    return {"problem": attachment_problem(current_runtime().database, attachment_id)}
 
 
 @pages.get("/console/pop/<int:interaction_id>")

@@ -26,7 +26,7 @@ from hub.ingest.statements import (
     insert_ignoring_conflicts,
     insert_returning_ids,
 )
-from hub.models import ConversationStatus
+from hub.models import ConversationStatus, utcnow
 from hub.sanitise import UnsanitisableHtml, html_to_text, sanitise_html
 from hub.search import IndexDocument
 
@@ -128,6 +128,7 @@ def attach(state: BatchState, attachments: list[tuple[int, Sequence[Attachment]]
     """Store attachments of the given interactions: one blob per content, one record per file."""
     blobs: dict[str, bytes] = {}
     records = []
+    now = utcnow()
     for interaction_id, files in attachments:
         for a in files:
             digest = None
@@ -144,6 +145,8 @@ def attach(state: BatchState, attachments: list[tuple[int, Sequence[Attachment]]
                     "url": a.url,
                     "content_id": a.content_id,
                     "inline": a.inline,
+                    # A file the provider keeps joins the download queue (hub.media).
+                    "fetch_due_at": now if a.content is None and a.url else None,
                 }
             )
     if blobs:

@@ -313,7 +313,26 @@
     if (done) event.preventDefault();
   }
 
+  // A recording still at the provider is fetched when played; when that fails
+  // the player alone would just look broken, so ask the server why (it kept
+  // the reason, and asks no provider for it) and say so in its place.
+  function recordingFailed(event) {
+    const player = event.target;
+    if (!(player instanceof HTMLAudioElement) || !player.dataset.problem) return;
+    const note = player.parentElement.querySelector(".media-problem");
+    fetch(player.dataset.problem, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.json(); })
+      .then(function (answer) {
+        if (note) note.textContent = answer.problem || "The recording could not be loaded; try again.";
+      })
+      .catch(function () { if (note) note.textContent = "The recording could not be loaded; try again."; })
+      .finally(function () { player.hidden = true; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    // Media errors do not bubble: listen in the capture phase, which also
+    // covers players added to the timeline live.
+    document.addEventListener("error", recordingFailed, true);
     localTimes(document);
     rememberOrder();
     snippets();

@@ -79,9 +79,14 @@ def paths() -> dict[str, Any]:
                 "operationId": "getAttachment",
                 "tags": ["attachments"],
                 "summary": "An attachment's bytes (images inline, the rest as a download); what inline cid: "
-                "images in an interaction's html point to",
+                "images in an interaction's html point to. A recording or MMS file still at the provider is "
+                "fetched with the account's credentials and kept",
                 "parameters": [_id_param("attachment_id")],
-                "responses": {"200": {"description": "The bytes", "content": {"application/octet-stream": {}}}},
+                "responses": {
+                    "200": {"description": "The bytes", "content": {"application/octet-stream": {}}},
+                    "404": _error("No such attachment; or deleted at the provider, or no connector fetches it"),
+                    "502": _error("The provider refused the credentials, failed or did not answer in time"),
+                },
             }
         },
         "/api/journal/{entry_id}": {
