@@ -59,6 +59,8 @@ Media the provider keeps (``hub.media``): a connector whose provider keeps
     its channels with ``registry.add_media_fetcher``; ``fetch`` answers
     :class:`FetchedMedia` or raises :class:`MediaUnavailable` with a
     :class:`MediaProblem`. The hub stores what it fetches and serves it.
+    :func:`sniff_media` names a file's type from its bytes, for a connector
+    that takes files (the web chat) and must not believe the sender.
 
 Connector state (``hub.state``): small JSON documents a connector keeps
     between runs (e.g. a mailbox folder's last UID seen), saved in the same
@@ -131,6 +133,7 @@ from hub.leases import LeaseLost, holds_lease, new_owner, release_lease, take_le
 from hub.live import AGENTS, chat_topic, position, publish
 from hub.live.tokens import issue_stream_token
 from hub.media import FetchedMedia, MediaFetcher, MediaProblem, MediaUnavailable
+from hub.media import sniff as sniff_media
 from hub.metrics import mail_failed, mail_synced
 from hub.models import Agent, Identity, Interaction, utcnow
 from hub.outbound import OutboundMessage, Sender, SendError, SendResult
@@ -180,6 +183,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, not sorted: the grou
     "MediaFetcher",
     "MediaProblem",
     "MediaUnavailable",
+    "sniff_media",
     # connector state
     "all_state",
     "delete_state",

@@ -16,19 +16,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from hub.contract import Attachment, Channel, ChannelEvent, Direction, IdentityKind, Party
+from hub.contract import Attachment, Channel, ChannelEvent, Direction, IdentityKind, Party, sniff_media
 
 CONTENT_TYPE = "application/json"
 
 #: What an attachment may be, by its first bytes (the name and the browser's
 #: word are not believed): images and PDFs only.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"%PDF-", "application/pdf"),
-)
+ACCEPTED = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 
 
 class MalformedMessage(ValueError):
@@ -41,13 +35,9 @@ class MalformedMessage(ValueError):
 
 
 def sniff(content: bytes) -> str | None:
-    """The content type ``content`` really has, if it is one the chat accepts."""
-    for magic, content_type in _MAGIC:
-        if content.startswith(magic):
-            return content_type
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """The content type ``content`` really has (the hub's reading of its bytes), if it is one the chat accepts."""
+    found = sniff_media(content)
+    return found if found in ACCEPTED else None
 
 
 def message_payload(
