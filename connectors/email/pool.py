@@ -306,6 +306,13 @@ class ParsePool:
             self._executor = None
             self.restarts += 1
         log.warning("a mail parser process died; starting the parser processes again")
+        # The survivors are killed first: the executor only sends them SIGTERM
+        # and then waits for each, and one caught mid-start by the forkserver
+        # outlived it once and hung the intake (CI, 3.11.7). Their batches are
+        # lost with the broken pool anyway and go to fresh workers one by one.
+        for process in list((getattr(broken, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
         broken.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
